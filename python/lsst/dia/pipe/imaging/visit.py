@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import astropy.units as u
 import lsst.images as li
+import lsst.images.cells  # noqa: F401  (li.cells in annotations)
 import numpy as np
 from astro_metadata_translator import ObservationInfo
 from astropy.time import Time
@@ -142,7 +143,7 @@ def nJy_per_count(visit_image: li.VisitImage) -> float | np.ndarray:
     """
     if visit_image.image.unit == u.nJy:
         return 1.0
-    scaling = visit_image.photometric_scaling
+    scaling = getattr(visit_image, "photometric_scaling", None)
     if scaling is None:
         raise ValueError("VisitImage has no photometric scaling and is not in nJy: cannot calibrate it.")
     if scaling.is_constant:
@@ -158,14 +159,14 @@ def array_wcs(image: li.VisitImage | li.MaskedImage) -> WCS:
     return wcs
 
 
-def visit_image_to_exposure(visit_image: li.VisitImage, psf: GridPsf | None = None,
+def visit_image_to_exposure(visit_image: li.VisitImage | li.cells.CellCoadd, psf: GridPsf | None = None,
                             psf_grid: int = 5) -> Exposure:
-    """Convert a VisitImage to a calibrated `Exposure` (nJy, nJy², MaskBit, GridPsf, array WCS).
+    """Convert a VisitImage or CellCoadd to a calibrated `Exposure` (nJy, nJy², MaskBit, GridPsf, array WCS).
 
     Parameters
     ----------
-    visit_image : `lsst.images.VisitImage`
-        A ``calexp`` or ``deepDiff_differenceExp``.
+    visit_image : `lsst.images.VisitImage` or `lsst.images.cells.CellCoadd`
+        A ``calexp``, ``deepDiff_differenceExp`` or ``deepCoadd_calexp``.
     psf : `~lsst.dia.pipe.psf.GridPsf`, optional
         Precomputed PSF grid; by default the image PSF is sampled on ``psf_grid`` × ``psf_grid`` nodes.
     """
@@ -186,7 +187,7 @@ def visit_image_to_exposure(visit_image: li.VisitImage, psf: GridPsf | None = No
         from ..psf.conversion import lsst_psf_to_grid
 
         psf = lsst_psf_to_grid(visit_image.psf, visit_image.bbox, n_x=psf_grid, n_y=psf_grid)
-    obs = visit_image.obs_info
+    obs = getattr(visit_image, "obs_info", None)
     mjd = None
     if obs is not None and obs.datetime_begin is not None and obs.datetime_end is not None:
         mjd = float((obs.datetime_begin.tai.mjd + obs.datetime_end.tai.mjd) / 2)

@@ -1,0 +1,1 @@
+"""PipelineTasks: connections, configs and thin runQuantum/run adapters around the algorithm subpackages."""
