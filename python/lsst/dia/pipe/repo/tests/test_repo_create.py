@@ -47,7 +47,7 @@ def test_policy_dataset_types_are_registered(repo):
     for name, d in definitions.items():
         registered = butler.get_dataset_type(name)
         assert registered.storageClass_name == d.storage_class
-        assert set(registered.dimensions.required) <= set(butler.dimensions.conform(d.dimensions))
+        assert registered.dimensions == butler.dimensions.conform(d.dimensions)
 
 
 def test_refuses_to_overwrite_an_existing_repo(repo):
