@@ -6,7 +6,8 @@ among a 3 × 3 grid of 0.22° detectors). Per visit (about 1000 DIASources):
 
 * ~560 detections of 800 persistent variables (detection probability 0.7),
 * ~100 detections of transients (3 new per visit, each visible 60 days, detection probability 0.6),
-* ~340 one-off artifacts at random positions (new DIAObjects that must not join anything),
+* ~340 one-off artifacts at random positions (each its own true object; by chance some fall within the
+  tolerance of an existing DIAObject, which is what limits purity here),
 
 with per-source position noise of 0.05-0.1 arcsec per axis. Running list and MultiMatch are timed single
 core at 10^4, 10^5 and 10^6 DIASources (10, 100, 1000 visits); the time exponent is fitted on these.

@@ -25,6 +25,7 @@ from .base import (
     NonFiniteInputError,
     check_sources,
     epochs_in_time_order,
+    require_columns,
 )
 from .multi_match import MultiMatchAssociator, MultiMatchConfig
 from .registry import AssociationConfig, associate, association_registry
@@ -65,6 +66,7 @@ __all__ = [
     "make_dia_object_id_table",
     "normalize",
     "radec_to_unit",
+    "require_columns",
     "summarize_dia_objects",
     "unit_to_radec",
 ]

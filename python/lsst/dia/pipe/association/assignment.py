@@ -81,7 +81,9 @@ def assign_one_to_one(
     return assigned, contested
 
 
-def _bipartite_components(source: np.ndarray, target: np.ndarray, n_sources: int, n_targets: int) -> np.ndarray:
+def _bipartite_components(
+    source: np.ndarray, target: np.ndarray, n_sources: int, n_targets: int
+) -> np.ndarray:
     """Connected-component label of each edge of a bipartite graph (the smallest source row in it).
 
     Min-label propagation: one round per step of the component's diameter, which is tiny for conflict

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import abc
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import lsst.pex.config as pexConfig
@@ -19,6 +20,8 @@ __all__ = [
     "Epochs",
     "REQUIRED_COLUMNS",
     "check_sources",
+    "float_column",
+    "require_columns",
     "epochs_in_time_order",
 ]
 
@@ -141,13 +144,23 @@ class Associator(abc.ABC):
         """
 
 
-def check_sources(sources: Table, columns: tuple[str, ...] = REQUIRED_COLUMNS) -> None:
-    """Raise `MissingColumnsError` / `NonFiniteInputError` unless ``sources`` can be associated."""
+def float_column(sources: Table, name: str) -> np.ndarray:
+    """Column ``name`` as a float64 array, masked entries (e.g. Parquet nulls) as NaN."""
+    return np.ma.filled(np.ma.asarray(sources[name], dtype=np.float64), np.nan)
+
+
+def require_columns(sources: Table, columns: Sequence[str]) -> None:
+    """Raise `MissingColumnsError` if any of ``columns`` is absent from ``sources``."""
     missing = [c for c in columns if c not in sources.colnames]
     if missing:
         raise MissingColumnsError(missing)
+
+
+def check_sources(sources: Table, columns: Sequence[str] = REQUIRED_COLUMNS) -> None:
+    """Raise `MissingColumnsError` / `NonFiniteInputError` unless ``sources`` can be associated."""
+    require_columns(sources, columns)
     for name in ("ra", "dec", "midpointMjdTai"):
-        finite = np.isfinite(np.asarray(sources[name], dtype=np.float64))
+        finite = np.isfinite(float_column(sources, name))
         if not finite.all():
             bad = np.flatnonzero(~finite)
             raise NonFiniteInputError(name, len(bad), int(bad[0]))
@@ -188,7 +201,7 @@ def epochs_in_time_order(sources: Table) -> Epochs:
     """
     visit = np.asarray(sources["visit"], dtype=np.int64)
     detector = np.asarray(sources["detector"], dtype=np.int64)
-    time = np.asarray(sources["midpointMjdTai"], dtype=np.float64)
+    time = float_column(sources, "midpointMjdTai")
     n = len(visit)
     if n == 0:
         return Epochs(np.empty(0, dtype=np.int64), np.zeros(1, dtype=np.int64))

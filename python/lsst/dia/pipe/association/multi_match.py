@@ -19,7 +19,14 @@ import lsst.pex.config as pexConfig
 import numpy as np
 from astropy.table import Table
 
-from .base import AssociationResult, Associator, AssociatorConfig, check_sources, epochs_in_time_order
+from .base import (
+    AssociationResult,
+    Associator,
+    AssociatorConfig,
+    check_sources,
+    epochs_in_time_order,
+    float_column,
+)
 from .sky_index import SkyIndex
 from .sphere import arcsec_to_chord, radec_to_unit
 
@@ -45,7 +52,7 @@ class MultiMatchAssociator(Associator):
         check_sources(sources)
         n = len(sources)
         epochs = epochs_in_time_order(sources)
-        vectors = radec_to_unit(sources["ra"], sources["dec"])[epochs.order]
+        vectors = radec_to_unit(float_column(sources, "ra"), float_column(sources, "dec"))[epochs.order]
         radius = float(arcsec_to_chord(self.config.tolerance))
 
         index = SkyIndex(capacity=n, max_margin=radius)

@@ -17,7 +17,14 @@ import numpy as np
 from astropy.table import Table
 
 from .assignment import assign_one_to_one
-from .base import AssociationResult, Associator, AssociatorConfig, check_sources, epochs_in_time_order
+from .base import (
+    AssociationResult,
+    Associator,
+    AssociatorConfig,
+    check_sources,
+    epochs_in_time_order,
+    float_column,
+)
 from .sky_index import SkyIndex
 from .sphere import arcsec_to_chord, normalize, radec_to_unit
 
@@ -37,7 +44,7 @@ class RunningListAssociator(Associator):
         check_sources(sources)
         n = len(sources)
         epochs = epochs_in_time_order(sources)
-        vectors = radec_to_unit(sources["ra"], sources["dec"])[epochs.order]
+        vectors = radec_to_unit(float_column(sources, "ra"), float_column(sources, "dec"))[epochs.order]
         radius = float(arcsec_to_chord(self.config.tolerance))
 
         sums = np.empty((n, 3), dtype=np.float64)

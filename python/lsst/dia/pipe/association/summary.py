@@ -39,7 +39,7 @@ import numpy as np
 import pyarrow as pa
 from astropy.table import Table
 
-from .base import MissingColumnsError
+from .base import float_column, require_columns
 from .sphere import normalize, radec_to_unit, unit_to_radec
 
 __all__ = [
@@ -142,22 +142,23 @@ def _stetson_j(groups: _Groups, flux: np.ndarray, err: np.ndarray, mean: np.ndar
     factor = np.sqrt(_ratio(n.astype(float), n - 1.0, two))
     weight = err**-2.0
     mu = mean.copy()
+    # Iterate on the moving groups only, relabelled 0 .. m - 1 (``local``; ``ids`` maps back).
     rows = np.flatnonzero(two[groups.group])
+    ids = np.flatnonzero(two)
+    local = np.cumsum(two)[groups.group[rows]] - 1
     for _ in range(_STETSON_MAX_ITER):
-        if len(rows) == 0:
+        if len(ids) == 0:
             break
-        g = groups.group[rows]
-        delta = factor[g] * (flux[rows] - mu[g]) / err[rows]
+        delta = factor[ids][local] * (flux[rows] - mu[ids][local]) / err[rows]
         robust = weight[rows] / (1.0 + (np.abs(delta) / _STETSON_ALPHA) ** _STETSON_BETA)
-        active = np.bincount(g, minlength=groups.n) > 0
-        updated = _ratio(
-            np.bincount(g, weights=robust * flux[rows], minlength=groups.n),
-            np.bincount(g, weights=robust, minlength=groups.n),
-            active,
+        updated = np.bincount(local, weights=robust * flux[rows], minlength=len(ids)) / np.bincount(
+            local, weights=robust, minlength=len(ids)
         )
-        moving = active & (np.abs(updated - mu) > _STETSON_TOL * mean_err)
-        mu[active] = updated[active]
-        rows = rows[moving[g]]
+        moving = np.abs(updated - mu[ids]) > _STETSON_TOL * mean_err[ids]
+        mu[ids] = updated
+        keep = moving[local]
+        rows, local = rows[keep], (np.cumsum(moving) - 1)[local[keep]]
+        ids = ids[moving]
     delta = np.nan_to_num(factor[groups.group]) * (flux - mu[groups.group]) / err
     p = delta**2 - 1.0
     return _ratio(groups.sum(np.sign(p) * np.sqrt(np.abs(p))), n, two)
@@ -177,7 +178,8 @@ def _linear_fit(groups: _Groups, flux: np.ndarray, weight: np.ndarray, time: np.
     t_mean = _ratio(groups.sum(weight * time), groups.sum(weight), has)
     dt = time - t_mean[groups.group]
     s_tt = groups.sum(weight * dt**2)
-    slope = _ratio(groups.sum(weight * dt * (flux - mean[groups.group])), s_tt, (groups.count >= 2) & (s_tt > 0))
+    s_tf = groups.sum(weight * dt * (flux - mean[groups.group]))
+    slope = _ratio(s_tf, s_tt, (groups.count >= 2) & (s_tt > 0))
     return slope, mean - slope * t_mean
 
 
@@ -194,7 +196,7 @@ def _band_flux_statistics(groups: _Groups, flux: np.ndarray, err: np.ndarray, ti
         "psfFluxMeanErr": mean_err,
         "psfFluxSigma": np.sqrt(_ratio(groups.sum(deviation**2), n - 1.0, n >= 2)),
         "psfFluxNdata": n,
-        "psfFluxChi2": _ratio(groups.sum(weight * (flux - mean[groups.group]) ** 2), np.ones(groups.n), n > 0),
+        "psfFluxChi2": np.where(n > 0, groups.sum(weight * (flux - mean[groups.group]) ** 2), np.nan),
         "psfFluxMin": groups.reduce(np.minimum, flux),
         "psfFluxMax": groups.reduce(np.maximum, flux),
         "psfFluxMaxSlope": _max_slope(groups, flux, time),
@@ -206,9 +208,9 @@ def _band_flux_statistics(groups: _Groups, flux: np.ndarray, err: np.ndarray, ti
 
 
 def _usable(sources: Table, flux_column: str, rows: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Mask of usable (finite flux, finite positive error) ``rows``, and their flux and error."""
-    flux = np.asarray(sources[flux_column], dtype=np.float64)[rows]
-    err = np.asarray(sources[f"{flux_column}Err"], dtype=np.float64)[rows]
+    """Mask of usable (finite, unmasked flux; finite positive error) ``rows``, and their flux and error."""
+    flux = float_column(sources, flux_column)[rows]
+    err = float_column(sources, f"{flux_column}Err")[rows]
     ok = np.isfinite(flux) & np.isfinite(err) & (err > 0)
     return ok, flux, err
 
@@ -246,7 +248,7 @@ def _sorted_members(sources: Table, object_index: np.ndarray, n_objects: int) ->
     if np.any(object_index >= n_objects) or np.any(object_index < -1):
         raise ValueError(f"object_index values must be -1 (no DIAObject) or in [0, {n_objects})")
     rows = np.flatnonzero(object_index >= 0)
-    time = np.asarray(sources["midpointMjdTai"], dtype=np.float64)[rows]
+    time = float_column(sources, "midpointMjdTai")[rows]
     rows = rows[np.lexsort((time, object_index[rows]))]
     return rows, _Groups(object_index[rows], n_objects)
 
@@ -281,16 +283,15 @@ def summarize_dia_objects(
     ValueError
         If ``object_index`` does not match ``sources`` or ``object_ids``.
     """
-    needed = ["ra", "dec", "midpointMjdTai", "band", "psfFlux", "psfFluxErr", "scienceFlux", "scienceFluxErr"]
-    missing = [c for c in needed if c not in sources.colnames]
-    if missing:
-        raise MissingColumnsError(missing)
+    require_columns(sources, ["ra", "dec", "midpointMjdTai", "band"])
+    require_columns(sources, ["psfFlux", "psfFluxErr", "scienceFlux", "scienceFluxErr"])
     object_ids = np.asarray(object_ids, dtype=np.int64)
     rows, groups = _sorted_members(sources, object_index, len(object_ids))
-    time = np.asarray(sources["midpointMjdTai"], dtype=np.float64)[rows]
+    time = float_column(sources, "midpointMjdTai")[rows]
 
     values: dict[str, np.ndarray] = {"diaObjectId": object_ids}
-    values.update(_position_statistics(groups, radec_to_unit(sources["ra"][rows], sources["dec"][rows])))
+    vectors = radec_to_unit(float_column(sources, "ra")[rows], float_column(sources, "dec")[rows])
+    values.update(_position_statistics(groups, vectors))
     values["firstDiaSourceMjdTai"] = groups.reduce(np.minimum, time)
     values["lastDiaSourceMjdTai"] = groups.reduce(np.maximum, time)
 
@@ -318,6 +319,7 @@ def _source_ids_by_object(
     object_ids: np.ndarray, sources: Table, object_index: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray]:
     """Offsets ``(n_objects + 1,)`` and time-ordered diaSourceIds of each DIAObject, concatenated."""
+    require_columns(sources, ["diaSourceId", "midpointMjdTai"])
     object_ids = np.asarray(object_ids, dtype=np.int64)
     rows, groups = _sorted_members(sources, object_index, len(object_ids))
     offsets = np.r_[0, np.cumsum(groups.count)].astype(np.int64)

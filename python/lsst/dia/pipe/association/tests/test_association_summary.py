@@ -124,6 +124,18 @@ def test_single_point_nan_points_and_absent_band():
     assert np.all(np.isfinite(out["g_psfFluxMean"][:2]))
 
 
+def test_masked_flux_is_skipped_like_nan():
+    table, obj = _catalog()
+    ids = np.array([1, 2, 3])
+    reference = summarize_dia_objects(table, obj, ["g"], ids)
+    masked = Table(table, masked=True)
+    masked["psfFlux"].mask[0] = True  # a g point of object 0
+    out = summarize_dia_objects(masked, obj, ["g"], ids)
+    assert out["g_psfFluxNdata"][0] == reference["g_psfFluxNdata"][0] - 1
+    assert np.isfinite(out["g_psfFluxMean"][0])
+    assert out["g_psfFluxMean"][0] != reference["g_psfFluxMean"][0]
+
+
 def test_position_is_spherical_mean_across_ra_zero():
     table, obj = _catalog()
     out = summarize_dia_objects(table, obj, ["g"], np.array([1, 2, 3]))
