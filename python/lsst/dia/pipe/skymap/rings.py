@@ -131,8 +131,11 @@ class RingsSkyMap:
         out[mid] = self._ring_first[r] + np.mod(j, n)
         return out
 
-    def _tract_bounds(self, tract_id: int) -> tuple[float, float, float, float, float, float]:
-        """Inner region of a tract: (ra_center, dec_center, ra_lo, ra_hi, dec_lo, dec_hi) [deg]."""
+    def inner_bounds(self, tract_id: int) -> tuple[float, float, float, float, float, float]:
+        """Inner region of a tract: ``(ra_center, dec_center, ra_lo, ra_hi, dec_lo, dec_hi)`` [deg].
+
+        ``ra_lo`` may be negative and ``ra_hi`` above 360 for tracts straddling RA = 0.
+        """
         if not 0 <= tract_id < self._n_tracts:
             raise ValueError(f"Tract {tract_id} does not exist in sky map {self.name!r} (0..{self._n_tracts - 1}).")
         if tract_id == 0:
@@ -150,7 +153,7 @@ class RingsSkyMap:
     def tract(self, tract_id: int) -> TractInfo:
         """Return the `TractInfo` of a tract id."""
         d = self.definition
-        ra_c, dec_c, ra_lo, ra_hi, dec_lo, dec_hi = self._tract_bounds(int(tract_id))
+        ra_c, dec_c, ra_lo, ra_hi, dec_lo, dec_hi = self.inner_bounds(int(tract_id))
         # sample the inner boundary densely, project about the centre, take the pixel bounding box
         t = np.linspace(0.0, 1.0, 33)
         ra_s = np.concatenate([ra_lo + (ra_hi - ra_lo) * t, np.full_like(t, ra_hi), ra_hi - (ra_hi - ra_lo) * t, np.full_like(t, ra_lo)])

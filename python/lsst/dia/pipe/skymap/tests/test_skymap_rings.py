@@ -26,7 +26,7 @@ def test_every_point_has_one_tract_whose_inner_box_contains_it(skymap):
     assert tracts.min() >= 0 and tracts.max() < skymap.n_tracts
     for t in np.unique(tracts)[:200]:
         sel = tracts == t
-        _, _, ra_lo, ra_hi, dec_lo, dec_hi = skymap._tract_bounds(int(t))
+        _, _, ra_lo, ra_hi, dec_lo, dec_hi = skymap.inner_bounds(int(t))
         assert np.all((dec[sel] >= dec_lo) & (dec[sel] < dec_hi + 1e-12))
         if 0 < t < skymap.n_tracts - 1:
             dra = (ra[sel] - ra_lo) % 360.0
@@ -93,7 +93,7 @@ def test_patch_of_pixel_and_sky_agree(skymap):
 
 def test_find_tract_patch_list_covers_a_corner(skymap):
     t = skymap.tract(int(skymap.find_tracts(56.0, -30.0)))
-    _, _, ra_lo, _, dec_lo, _ = skymap._tract_bounds(t.id)
+    _, _, ra_lo, _, dec_lo, _ = skymap.inner_bounds(t.id)
     ra = ra_lo + np.array([-0.05, 0.05, 0.05, -0.05])
     dec = dec_lo + np.array([-0.05, -0.05, 0.05, 0.05])
     result = skymap.find_tract_patch_list(ra, dec)
