@@ -1,0 +1,79 @@
+"""Configuration of detection on difference images."""
+
+from __future__ import annotations
+
+import lsst.pex.config as pexConfig
+
+from ..masks import MaskBit
+
+__all__ = ["DetectionConfig", "mask_bits"]
+
+
+def mask_bits(names: list[str] | tuple[str, ...]) -> int:
+    """OR of the `MaskBit` bits named in ``names`` (e.g. a config's ``badMaskPlanes``).
+
+    Raises
+    ------
+    KeyError
+        If a name is not a `MaskBit` member.
+    """
+    bits = 0
+    for name in names:
+        bits |= int(MaskBit[name])
+    return bits
+
+
+class DetectionConfig(pexConfig.Config):
+    """Matched-filter detection, footprint growth and dipole merging.
+
+    Nested by the image-difference task as ``config.detection``.
+    """
+
+    thresholdValue = pexConfig.Field[float](
+        doc="Detection threshold on the matched-filter significance (or on the score image), in sigma.",
+        default=5.0,
+        check=lambda v: v > 0,
+    )
+    thresholdPolarity = pexConfig.ChoiceField[str](
+        doc="Which signs of significance to detect.",
+        default="both",
+        allowed={
+            "both": "positive and negative sources",
+            "positive": "positive sources only",
+            "negative": "negative sources only",
+        },
+    )
+    badMaskPlanes = pexConfig.ListField[str](
+        doc="Mask planes (MaskBit names) on which nothing is detected; they also carry no weight in the "
+        "matched filter.",
+        default=["NO_DATA", "NO_TEMPLATE", "DETECTION_EDGE"],
+        itemCheck=lambda name: name in MaskBit.__members__,
+    )
+    nGrow = pexConfig.Field[int](
+        doc="Grow footprints by this many pixels (square structuring element) after thresholding.",
+        default=2,
+        check=lambda v: v >= 0,
+    )
+    dipoleMergeDistance = pexConfig.Field[float](
+        doc="Positive and negative (grown) footprints whose pixels come within this distance (pixels) are "
+        "merged into a dipole candidate.",
+        default=2.0,
+        check=lambda v: v >= 0,
+    )
+    tileSize = pexConfig.Field[int](
+        doc="The matched filter runs as FFTs on tiles of about this side (pixels), each filtered with the PSF at "
+        "its centre; this also follows a spatially varying PSF at the tile scale.",
+        default=1024,
+        check=lambda v: v >= 64,
+    )
+    doRescaleSignificance = pexConfig.Field[bool](
+        doc="Divide the significance by its robust (1.4826 MAD) standard deviation over usable pixels. Use when "
+        "the variance plane does not describe the noise of the filtered image (e.g. a difference image that "
+        "was not decorrelated).",
+        default=False,
+    )
+    fftWorkers = pexConfig.Field[int](
+        doc="Threads for scipy.fft (-1: all cores).",
+        default=1,
+        check=lambda v: v == -1 or v >= 1,
+    )
