@@ -106,6 +106,7 @@ class PersistentWorkerExecutor(QuantumGraphExecutor):
         graph.build_execution_quanta()
         run = _GraphRun(graph.quantum_only_xgraph, graph, self._pool_factory(), self._timeout, self._doraise)
         registrar = _Registrar(self._butler)
+        start = time.perf_counter()
         try:
             run.walk(registrar)
         finally:
@@ -114,6 +115,7 @@ class PersistentWorkerExecutor(QuantumGraphExecutor):
             self.registered_refs = registrar.registered
             self.summary = run.reporter.summary
             self.summary.task_labels = tuple(graph.pipeline_graph.tasks.keys())
+            self.summary.execution_seconds = time.perf_counter() - start
 
 
 class _GraphRun:

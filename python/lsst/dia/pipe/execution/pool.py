@@ -41,6 +41,9 @@ class JobPool(Protocol):
     def submit(self, job: QuantumJob) -> concurrent.futures.Future[QuantumResult]:
         """Queue ``job``; the future resolves to its `QuantumResult`."""
 
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until the workers are initialised."""
+
     def poll_started(self) -> list[StartEvent]:
         """Return the quanta that started since the last call."""
 
@@ -88,8 +91,11 @@ class WorkerPool:
             initargs=(self._setup, self._events),
         )
         # Workers are spawned on demand: one ping per worker starts them all now.
-        for _ in range(self.size):
-            self._executor.submit(ping_worker)
+        self._pings = [self._executor.submit(ping_worker) for _ in range(self.size)]
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        """Block until every worker has started and been initialised (imports done)."""
+        concurrent.futures.wait(self._pings, timeout=timeout)
 
     def submit(self, job: QuantumJob) -> concurrent.futures.Future[QuantumResult]:
         assert self._executor is not None, "pool is shut down"
@@ -151,6 +157,9 @@ class InlinePool:
         future: concurrent.futures.Future[QuantumResult] = concurrent.futures.Future()
         future.set_result(run_quantum_job(job))
         return future
+
+    def wait_ready(self, timeout: float | None = None) -> None:
+        pass
 
     def poll_started(self) -> list[StartEvent]:
         return []

@@ -77,12 +77,15 @@ class ExecutionSummary:
         The RUN collection written ("" when nothing was written).
     task_labels : `tuple` [`str`, ...]
         Task labels in pipeline order (rows of the table).
+    execution_seconds : `float`
+        Wall-clock time of the graph execution (after pre-execution, excluding worker start-up).
     """
 
     outcomes: list[QuantumOutcome] = dataclasses.field(default_factory=list)
     skipped: dict[str, int] = dataclasses.field(default_factory=dict)
     output_run: str = ""
     task_labels: tuple[str, ...] = ()
+    execution_seconds: float = 0.0
 
     @property
     def n_failed(self) -> int:

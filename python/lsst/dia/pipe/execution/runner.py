@@ -8,7 +8,7 @@ import dataclasses
 import logging
 from collections import defaultdict
 
-from lsst.daf.butler import Butler
+from lsst.daf.butler import Butler, InvalidQueryError
 from lsst.pipe.base.all_dimensions_quantum_graph_builder import AllDimensionsQuantumGraphBuilder
 from lsst.pipe.base.quantum_graph import PredictedQuantumGraph, PredictedQuantumGraphComponents
 from lsst.pipe.base.separable_pipeline_executor import SeparablePipelineExecutor
@@ -84,11 +84,15 @@ class RunPlan:
         return "\n".join(lines)
 
 
-def _count_done(butler: Butler, request: RunRequest, rerun: RerunState, plan_graph) -> dict[str, int]:
+def _count_done(
+    butler: Butler, request: RunRequest, rerun: RerunState, search_path: tuple[str, ...], plan_graph
+) -> dict[str, int]:
     """Count, per task, quanta whose metadata already exists in the rerun for the requested data."""
     counts: dict[str, int] = defaultdict(int)
     if not rerun.own_runs or request.clobber_output:
         return counts
+    # Default collections let the butler infer governor values (e.g. the instrument), as graph building does.
+    butler = butler.clone(collections=list(search_path))
     for label, task_node in plan_graph.tasks.items():
         name = task_node.metadata_output.dataset_type_name
         try:
@@ -145,6 +149,9 @@ def plan_run(request: RunRequest, butler: Butler | None = None) -> RunPlan:
             skip_existing_in=[rerun.chain] if rerun.exists and not request.clobber_output else [],
         )
         components = builder.finish(metadata=metadata, attach_datastore_records=True)
+    except InvalidQueryError as exc:
+        hint = " (add instrument=... or skymap=... to --id when the repository has several)"
+        raise RunRequestError(f"cannot select data with {request.selection or 'the query'}: {exc}{hint}") from exc
     except (LookupError, ValueError, TypeError) as exc:
         raise RunRequestError(f"cannot select data with {request.selection or 'the query'}: {exc}") from exc
     graph = components.assemble()
@@ -155,7 +162,7 @@ def plan_run(request: RunRequest, butler: Butler | None = None) -> RunPlan:
         raise ConfigMismatchError(label, rerun.chain, messages)
     for label in differences:
         _LOG.warning("Config of %s differs from the one stored in %s (--clobber-config).", label, rerun.chain)
-    skipped = _count_done(butler, request, rerun, pipeline_graph)
+    skipped = _count_done(butler, request, rerun, search_path, pipeline_graph)
     return RunPlan(request, rerun, output_run, search_path, components, graph, dict(skipped))
 
 

@@ -106,6 +106,9 @@ def configure_logging(settings: LogSettings) -> None:
     for quiet in ("lsst.pipe.base", "lsst.daf.butler", "lsst.ctrl"):
         if quiet not in named:
             logging.getLogger(quiet).setLevel(logging.WARNING)
+    # Its empty-graph warning (a page of query recipe) is replaced by the driver's one-line warning.
+    if "lsst.pipe.base.quantum_graph_builder" not in named:
+        logging.getLogger("lsst.pipe.base.quantum_graph_builder").setLevel(logging.CRITICAL)
     for name, level in settings.levels:
         logging.getLogger(name or None).setLevel(level)
 
