@@ -1,0 +1,8 @@
+#!/usr/bin/env python
+"""Gen2-style driver: `forcedPhotCcdDiaDriver.py REPO --rerun OUT --id ... [-C cfg.py] --cores N` (see --help)."""
+
+if __name__ == "__main__":  # guard needed: worker processes import this module
+    from lsst.dia.pipe.cli.driver import main
+    from lsst.dia.pipe.drivers import FORCED_PHOT_CCD_DIA
+
+    main(FORCED_PHOT_CCD_DIA)
