@@ -1,0 +1,193 @@
+"""ForcedPhotCcdDiaTask: forced PSF photometry of every DIAObject on one visit/detector."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import lsst.pex.config as pexConfig
+import lsst.pipe.base as pipeBase
+import lsst.pipe.base.connectionTypes as cT
+import numpy as np
+from astropy.table import Table, vstack
+
+from ..exposure import Exposure
+from ..ids import pack_dia_source_id
+from ..imaging.visit import visit_image_to_exposure
+from ..measurement import ForcedPhotometryConfig, forced_psf_photometry
+from ..skymap import RingsSkyMap
+from .io import read_skymap, select_owned
+
+__all__ = ["ForcedPhotCcdDiaConfig", "ForcedPhotCcdDiaTask", "MissingReferenceError"]
+
+_log = logging.getLogger(__name__)
+
+#: Columns of the output besides those of `forced_psf_photometry` (SDM ``DiaForcedSource`` names first).
+_IDENTITY_COLUMNS = ("diaForcedSourceId", "diaObjectId", "ra", "dec", "visit", "detector", "band",
+                     "midpointMjdTai", "tract", "patch")
+
+
+class MissingReferenceError(pipeBase.RepeatableQuantumError):
+    """A DIAObject catalog of a patch overlapping the detector is missing (``requireAllReferences``)."""
+
+    def __init__(self, missing: list[tuple[int, int]]) -> None:
+        self.missing = missing
+        super().__init__(f"No deepDiff_diaObject for (tract, patch) {missing} overlapping this detector.")
+
+
+class ForcedPhotCcdDiaConnections(
+    pipeBase.PipelineTaskConnections, dimensions=("instrument", "visit", "detector")
+):
+    exposure = cT.Input(
+        doc="Calibrated science image.", name="calexp", storageClass="VisitImage",
+        dimensions=("instrument", "visit", "detector"),
+    )
+    difference = cT.Input(
+        doc="Difference image.", name="deepDiff_differenceExp", storageClass="DifferenceImage",
+        dimensions=("instrument", "visit", "detector"),
+    )
+    diaObjects = cT.Input(
+        doc="DIAObjects of every tract/patch overlapping the detector.", name="deepDiff_diaObject",
+        storageClass="ArrowAstropy", dimensions=("skymap", "tract", "patch"), multiple=True, deferLoad=True,
+    )
+    skyMap = cT.Input(
+        doc="Sky map definition.", name="skyMap", storageClass="StructuredDataDict", dimensions=("skymap",),
+    )
+    forcedSources = cT.Output(
+        doc="Forced photometry of DIAObjects (SDM DiaForcedSource columns).", name="deepDiff_forced_diaSrc",
+        storageClass="ArrowAstropy", dimensions=("instrument", "visit", "detector"),
+    )
+
+
+class ForcedPhotCcdDiaConfig(pipeBase.PipelineTaskConfig, pipelineConnections=ForcedPhotCcdDiaConnections):
+    """Configuration of `ForcedPhotCcdDiaTask`."""
+
+    forced = pexConfig.ConfigField(dtype=ForcedPhotometryConfig, doc="Forced PSF photometry.")
+    ignoreCcdList = pexConfig.ListField[int](
+        doc="Detectors to skip (Gen2 ignoreCcdList).", default=[],
+    )
+    requireAllReferences = pexConfig.Field[bool](
+        doc="Fail when a patch owning part of the detector has no deepDiff_diaObject (default: log and skip).",
+        default=False,
+    )
+    psfGridSize = pexConfig.Field[int](
+        doc="PSF models are sampled on psfGridSize x psfGridSize nodes over the detector.", default=5,
+        check=lambda v: v >= 1,
+    )
+
+
+class ForcedPhotCcdDiaTask(pipeBase.PipelineTask):
+    """Measure PSF fluxes of the DIAObjects on a visit/detector's difference and science images."""
+
+    ConfigClass = ForcedPhotCcdDiaConfig
+    _DefaultName = "forcedPhotCcdDia"
+
+    def runQuantum(self, butlerQC, inputRefs, outputRefs):
+        data_id = butlerQC.quantum.dataId
+        detector = int(data_id["detector"])
+        if detector in self.config.ignoreCcdList:
+            raise pipeBase.NoWorkFound(f"Detector {detector} is in ignoreCcdList.")
+        inputs = butlerQC.get(inputRefs)
+        references = []
+        for handle in inputs["diaObjects"]:
+            references.append((int(handle.dataId["tract"]), int(handle.dataId["patch"]), handle.get()))
+        grid = self.config.psfGridSize
+        science = visit_image_to_exposure(inputs["exposure"], psf_grid=grid)
+        difference = visit_image_to_exposure(inputs["difference"], psf_grid=grid)
+        result = self.run(science, difference, references, read_skymap(inputs["skyMap"]),
+                          visit=int(data_id["visit"]), detector=detector)
+        butlerQC.put(result, outputRefs)
+
+    def run(
+        self,
+        science: Exposure,
+        difference: Exposure,
+        references: list[tuple[int, int, Table]],
+        skymap: RingsSkyMap,
+        visit: int,
+        detector: int,
+    ) -> pipeBase.Struct:
+        """Forced photometry of the owned DIAObjects that fall on the image.
+
+        Parameters
+        ----------
+        science, difference : `~lsst.dia.pipe.exposure.Exposure`
+            Calibrated science and difference images of one visit/detector [nJy].
+        references : `list` [`tuple` [`int`, `int`, `astropy.table.Table`]]
+            ``(tract, patch, deepDiff_diaObject)`` of every overlapping patch.
+        skymap : `~lsst.dia.pipe.skymap.RingsSkyMap`
+            Sky map (inner regions make the references unique).
+        visit, detector : `int`
+            Data ID (packed into ``diaForcedSourceId``).
+
+        Returns
+        -------
+        result : `lsst.pipe.base.Struct`
+            ``forcedSources``: one row per DIAObject on the image (SDM ``DiaForcedSource`` columns plus the
+            measurement columns; fluxes in nJy).
+        """
+        start = time.perf_counter()
+        self._check_references(difference, references, skymap)
+        objects = self._owned_objects(references, skymap)
+        ny, nx = difference.shape
+        if len(objects):
+            x, y = difference.sky_to_pixel(objects["ra"], objects["dec"])
+            on = np.isfinite(x) & np.isfinite(y) & (x >= -0.5) & (x < nx - 0.5) & (y >= -0.5) & (y < ny - 0.5)
+            objects, x, y = objects[on], x[on], y[on]
+        else:
+            x = y = np.zeros(0)
+        diff = forced_psf_photometry(difference, x, y, self.config.forced)
+        sci = forced_psf_photometry(science, x, y, self.config.forced)
+        table = Table()
+        n = len(objects)
+        table["diaForcedSourceId"] = pack_dia_source_id(visit, detector, np.arange(n, dtype=np.int64))
+        table["diaObjectId"] = np.asarray(objects["diaObjectId"], dtype=np.int64) if n else np.zeros(0, np.int64)
+        table["ra"] = np.asarray(objects["ra"], float) if n else np.zeros(0)
+        table["dec"] = np.asarray(objects["dec"], float) if n else np.zeros(0)
+        table["visit"] = np.full(n, visit, dtype=np.int64)
+        table["detector"] = np.full(n, detector, dtype=np.int16)
+        table["band"] = np.full(n, difference.band or "", dtype="U8")
+        table["midpointMjdTai"] = np.full(n, np.nan if difference.mjd is None else difference.mjd)
+        table["tract"] = np.asarray(objects["tract"], dtype=np.int64) if n else np.zeros(0, np.int64)
+        table["patch"] = np.asarray(objects["patch"], dtype=np.int64) if n else np.zeros(0, np.int64)
+        for name in diff.colnames:
+            table[name] = diff[name]
+        table["scienceFlux"] = sci["psfFlux"]
+        table["scienceFluxErr"] = sci["psfFluxErr"]
+        table["scienceFlux_flag"] = sci["psfFlux_flag"]
+        for name, unit in (("psfFlux", "nJy"), ("psfFluxErr", "nJy"), ("scienceFlux", "nJy"),
+                           ("scienceFluxErr", "nJy"), ("ra", "deg"), ("dec", "deg")):
+            table[name].unit = unit
+        self.metadata["nForced"] = n
+        self.metadata["forcedSeconds"] = time.perf_counter() - start
+        _log.info("visit %d detector %d: forced photometry of %d DIAObjects", visit, detector, n)
+        return pipeBase.Struct(forcedSources=table)
+
+    def _check_references(self, image: Exposure, references: list[tuple[int, int, Table]],
+                          skymap: RingsSkyMap) -> None:
+        """Log (or raise, with ``requireAllReferences``) patches owning part of the image but absent."""
+        ny, nx = image.shape
+        gx, gy = np.meshgrid(np.linspace(0, nx - 1, 16), np.linspace(0, ny - 1, 16))
+        ra, dec = image.pixel_to_sky(gx.ravel(), gy.ravel())
+        owners = set(zip(*(a.tolist() for a in skymap.owners(ra, dec))))
+        missing = sorted(owners - {(t, p) for t, p, _ in references})
+        if missing and self.config.requireAllReferences:
+            raise MissingReferenceError(missing)
+        if missing:
+            _log.warning("No DIAObject catalog for (tract, patch) %s overlapping this detector; skipped.", missing)
+
+    def _owned_objects(self, references: list[tuple[int, int, Table]], skymap: RingsSkyMap) -> Table:
+        """Concatenate the reference DIAObjects owned by their inner tract and patch (no duplicates)."""
+        parts = []
+        for tract, patch, table in references:
+            if len(table) == 0:
+                continue
+            owned = table[select_owned(table, skymap, tract, patch)]
+            part = Table({"diaObjectId": owned["diaObjectId"], "ra": owned["ra"], "dec": owned["dec"]})
+            part["tract"] = np.full(len(part), tract, dtype=np.int64)
+            part["patch"] = np.full(len(part), patch, dtype=np.int64)
+            parts.append(part)
+        if not parts:
+            return Table({"diaObjectId": np.zeros(0, np.int64), "ra": np.zeros(0), "dec": np.zeros(0),
+                          "tract": np.zeros(0, np.int64), "patch": np.zeros(0, np.int64)})
+        return vstack(parts)
