@@ -173,7 +173,7 @@ def pack_dia_source_id(visit: ArrayLike, detector: ArrayLike, seq: ArrayLike) ->
 
 
 def unpack_dia_source_id(ids: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split DIASource ids into ``(visit, detector, seq)`` ``int64`` arrays (inverse of `pack_dia_source_id`)."""
+    """Split DIASource ids into ``(visit, detector, seq)`` int64 arrays (inverse of `pack_dia_source_id`)."""
     return DIA_SOURCE_ID_LAYOUT.unpack(ids)
 
 
@@ -203,7 +203,7 @@ def pack_dia_object_id(tract: ArrayLike, patch: ArrayLike, seq: ArrayLike) -> np
 
 
 def unpack_dia_object_id(ids: ArrayLike) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Split DIAObject ids into ``(tract, patch, seq)`` ``int64`` arrays (inverse of `pack_dia_object_id`)."""
+    """Split DIAObject ids into ``(tract, patch, seq)`` int64 arrays (inverse of `pack_dia_object_id`)."""
     return DIA_OBJECT_ID_LAYOUT.unpack(ids)
 
 
