@@ -110,8 +110,6 @@ class AssociationTask(pipeBase.PipelineTask):
         for flag in self.config.badFlags:
             if flag in sources.colnames:
                 keep &= ~np.asarray(sources[flag], dtype=bool)
-        for column in ("psfFlux", "psfFluxErr"):
-            keep &= np.isfinite(np.asarray(sources[column], dtype=float))
         sources = sources[keep]
         self.metadata["nDiaSourcesIn"] = n_in
         self.metadata["nDiaSourcesOwned"] = n_owned
