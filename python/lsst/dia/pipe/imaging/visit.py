@@ -22,6 +22,7 @@ __all__ = [
     "visit_image_to_exposure",
     "nJy_per_count",
     "array_wcs",
+    "template_info",
 ]
 
 
@@ -201,4 +202,62 @@ def visit_image_to_exposure(visit_image: li.VisitImage | li.cells.CellCoadd, psf
         y0=int(visit_image.bbox.y.start),
         band=visit_image.band,
         mjd=mjd,
+    )
+
+
+def _clip_polygon_to_box(x: np.ndarray, y: np.ndarray, x0: float, x1: float, y0: float, y1: float):
+    """Sutherland-Hodgman clip of a polygon to an axis-aligned box; returns vertex arrays (maybe empty)."""
+    points = list(zip(x.tolist(), y.tolist()))
+    for axis, bound, keep_greater in ((0, x0, True), (0, x1, False), (1, y0, True), (1, y1, False)):
+        if not points:
+            break
+        out = []
+        for i, cur in enumerate(points):
+            prev = points[i - 1]
+            cur_in = cur[axis] >= bound if keep_greater else cur[axis] <= bound
+            prev_in = prev[axis] >= bound if keep_greater else prev[axis] <= bound
+            if cur_in != prev_in:
+                t = (bound - prev[axis]) / (cur[axis] - prev[axis])
+                out.append(tuple(p + t * (c - p) for p, c in zip(prev, cur)))
+            if cur_in:
+                out.append(cur)
+        points = out
+    if not points:
+        return np.zeros(0), np.zeros(0)
+    xs, ys = zip(*points)
+    return np.array(xs), np.array(ys)
+
+
+def template_info(
+    *, skymap: str, tract: int, patch: int, dataset_id, dataset_run: str, template: Exposure,
+    science: Exposure, instrument: str = "UNKNOWN",
+) -> li.DifferenceImageTemplateInfo | None:
+    """Provenance of one template patch for a `DifferenceImage` (None if it does not overlap the science).
+
+    ``bounds`` is the template patch outline mapped into science pixels and clipped to the science image;
+    the PSF moments are those of the template PSF at the patch centre [pixels²].
+    """
+    ny, nx = template.shape
+    ra, dec = template.pixel_to_sky(np.array([-0.5, nx - 0.5, nx - 0.5, -0.5]),
+                                    np.array([-0.5, -0.5, ny - 0.5, ny - 0.5]))
+    x, y = science.sky_to_pixel(ra, dec)
+    sy, sx = science.shape
+    xs, ys = _clip_polygon_to_box(x, y, -0.5, sx - 0.5, -0.5, sy - 0.5)
+    if len(xs) < 3:
+        return None
+    stamp = template.psf.kernel_image(0.5 * (nx - 1), 0.5 * (ny - 1))
+    r = np.arange(stamp.shape[0]) - stamp.shape[0] // 2
+    total = stamp.sum()
+    flag = not (np.isfinite(total) and total > 0)
+    if flag:
+        ixx = iyy = ixy = float("nan")
+    else:
+        xx, yy = np.meshgrid(r, r)
+        ixx = float((stamp * xx**2).sum() / total)
+        iyy = float((stamp * yy**2).sum() / total)
+        ixy = float((stamp * xx * yy).sum() / total)
+    return li.DifferenceImageTemplateInfo(
+        skymap=skymap, tract=int(tract), patch=int(patch), dataset_id=dataset_id, dataset_run=dataset_run,
+        bounds=li.Polygon(x_vertices=xs, y_vertices=ys), psf_shape_xx=ixx, psf_shape_yy=iyy,
+        psf_shape_xy=ixy, psf_shape_flag=flag, instrument=instrument,
     )

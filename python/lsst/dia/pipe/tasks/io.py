@@ -18,23 +18,24 @@ __all__ = ["load_coadds", "read_skymap", "select_owned"]
 _log = logging.getLogger(__name__)
 
 
-def load_coadds(handles: list[DeferredDatasetHandle], psf_grid: int) -> list[tuple[dict, Exposure]]:
+def load_coadds(
+    handles: list[DeferredDatasetHandle], psf_grid: int
+) -> list[tuple[DeferredDatasetHandle, Exposure]]:
     """Read template coadd patches as `Exposure` objects (nJy), skipping unreadable ones with a warning.
 
     Returns
     -------
-    coadds : `list` [`tuple` [`dict`, `Exposure`]]
-        ``(data ID as a dict, exposure)`` per readable patch.
+    coadds : `list` [`tuple` [`DeferredDatasetHandle`, `Exposure`]]
+        ``(handle, exposure)`` per readable patch.
     """
     out = []
     for handle in handles:
-        data_id = {k: handle.dataId[k] for k in ("tract", "patch", "band")}
         try:
             coadd = handle.get()
         except Exception as err:  # a corrupt file must not stop the CCD when other patches cover it
-            _log.warning("Skipping unreadable template %s: %s", data_id, err)
+            _log.warning("Skipping unreadable template %s: %s", handle.dataId, err)
             continue
-        out.append((data_id, visit_image_to_exposure(coadd, psf_grid=psf_grid)))
+        out.append((handle, visit_image_to_exposure(coadd, psf_grid=psf_grid)))
     return out
 
 
