@@ -8,7 +8,7 @@ from lsst.images.cells import CellGrid, CellGridBounds, CellPointSpreadFunction
 from lsst.images.psfs import GaussianPointSpreadFunction, PiffWrapper
 
 from lsst.dia.pipe.imaging.camera import DetectorLayout, make_camera_frames, make_detector
-from lsst.dia.pipe.imaging.visit import make_visit_image
+from lsst.dia.pipe.imaging.visit import make_difference_image, make_visit_image, visit_image_to_exposure
 from lsst.dia.pipe.psf import (
     GridPsf,
     PsfConversionError,
@@ -120,7 +120,7 @@ def test_grid_to_lsst_psf_rejects_bad_arguments():
         grid_to_lsst_psf(grid, li.Box.factory[0:NY, 0:NX], 0.2, max_order=-1)
 
 
-def _visit_image(psf, tmp_name: str | None = None) -> li.VisitImage:
+def _visit_image(psf) -> li.VisitImage:
     layout = DetectorLayout(3, "S03", NX, NY, 0.0, 0.0)
     detector = make_detector("SimCam", layout, make_camera_frames("SimCam", [layout], 20.0), visit=11)
     shape = (NY, NX)
@@ -140,6 +140,17 @@ def test_piff_psf_round_trips_through_a_visit_image_file(tmp_path):
     for x, y in [(0.0, 0.0), (NX - 1.0, NY / 2), (77.7, 123.4)]:
         assert peak_error(back.compute_kernel_image(x=x, y=y).array, grid.kernel_image(x, y)) < 1e-3
     assert np.abs(lsst_psf_to_grid(back, bbox).stamps - grid.stamps).max() < 1e-10
+
+
+def test_piff_psf_round_trips_through_a_difference_image_file(tmp_path):
+    grid = truth_grid(3)
+    psf = grid_to_lsst_psf(grid, li.Box.factory[0:NY, 0:NX], 0.2)
+    science = _visit_image(psf)
+    path = str(tmp_path / "deepDiff_differenceExp.fits")
+    make_difference_image(visit_image_to_exposure(science), science, psf=psf).write(path)
+    back = li.DifferenceImage.read(path).psf
+    x = (NX - 1) / 2  # a node
+    assert peak_error(back.compute_kernel_image(x=x, y=0.0).array, grid.kernel_image(x, 0.0)) < 1e-10
 
 
 def test_piff_psf_round_trips_through_a_butler(tmp_path):
