@@ -53,14 +53,14 @@ class PsfConversionError(ValueError):
     reason : `str`
         What went wrong.
     x, y : `float`, optional
-        Pixel position concerned, in the frame named by the message.
+        Array pixel position concerned (0-based, relative to the image's bbox start).
     """
 
     def __init__(self, reason: str, x: float | None = None, y: float | None = None) -> None:
         self.reason = reason
         self.x = x
         self.y = y
-        where = f" at (x={x:.1f}, y={y:.1f})" if x is not None and y is not None else ""
+        where = f" at array pixel (x={x:.1f}, y={y:.1f})" if x is not None and y is not None else ""
         super().__init__(f"PSF conversion failed{where}: {reason}")
 
 
@@ -167,11 +167,11 @@ def lsst_psf_to_grid(
     stamps = np.empty((len(ys), len(xs), size, size))
     for i, y in enumerate(ys):
         for j, x in enumerate(xs):
-            xp, yp = bbox.x.start + x, bbox.y.start + y
             try:
-                stamps[i, j] = _image_stamp(psf.compute_kernel_image(x=xp, y=yp), size)
+                kernel = psf.compute_kernel_image(x=bbox.x.start + x, y=bbox.y.start + y)
+                stamps[i, j] = _image_stamp(kernel, size)
             except PsfConversionError as err:
-                raise PsfConversionError(err.reason, xp, yp) from None
+                raise PsfConversionError(err.reason, x, y) from None
     return GridPsf(xs, ys, stamps)
 
 

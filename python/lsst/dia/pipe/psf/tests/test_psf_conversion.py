@@ -217,5 +217,5 @@ def test_bad_psf_stamp_reports_its_position():
     def broken(x, y):
         return np.full((5, 5), np.nan) if x > 100 else elliptical_gaussian(x, y, 5)
 
-    with pytest.raises(PsfConversionError, match=r"at \(x=149.5, y=49.5\)"):
+    with pytest.raises(PsfConversionError, match=r"at array pixel \(x=149.5, y=49.5\)"):
         grid_to_cell_psf(broken, li.Box.factory[0:200, 0:200], cell_size=100, stamp_size=5)
