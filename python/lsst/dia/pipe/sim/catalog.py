@@ -85,8 +85,8 @@ class SkyModelConfig:
     """
 
     star_density: float = 15.0
-    star_mag_range: tuple[float, float] = (13.5, 25.0)
-    star_slope: float = 0.25
+    star_mag_range: tuple[float, float] = (12.5, 25.0)
+    star_slope: float = 0.2
     star_color_range: tuple[float, float] = (0.3, 1.5)
     galaxy_density: float = 20.0
     galaxy_mag_range: tuple[float, float] = (18.0, 25.5)

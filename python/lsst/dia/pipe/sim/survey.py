@@ -323,12 +323,14 @@ def plan_survey(preset: SurveyPreset, seed: int) -> list[VisitPlan]:
             )
             g_amp = rng.uniform(0.0, preset.sky_gradient_max)
             g_dir = rng.uniform(0.0, 2 * np.pi)
-            shear_const = rng.uniform(-0.5, 0.5, 2) * preset.psf_shear_max
-            shear_var = preset.psf_shear_max - np.abs(shear_const)
+            # |g| <= |constant shear| + hypot of the two varying parts <= psf_shear_max
+            g_const = 0.5 * preset.psf_shear_max * np.sqrt(rng.uniform())
+            g_angle = rng.uniform(0.0, 2 * np.pi)
+            g_var = (preset.psf_shear_max - g_const) / np.sqrt(2)
             psf_terms = np.stack([
                 _bounded_polynomial(rng, n_terms, 1.0, preset.psf_size_variation),
-                _bounded_polynomial(rng, n_terms, shear_const[0], shear_var[0] / np.sqrt(2)),
-                _bounded_polynomial(rng, n_terms, shear_const[1], shear_var[1] / np.sqrt(2)),
+                _bounded_polynomial(rng, n_terms, g_const * np.cos(g_angle), g_var),
+                _bounded_polynomial(rng, n_terms, g_const * np.sin(g_angle), g_var),
             ])
             drafts.append(dict(
                 band=band,
