@@ -22,7 +22,7 @@ import numpy as np  # noqa: E402
 
 from lsst.dia.pipe.exposure import Exposure  # noqa: E402
 from lsst.dia.pipe.measurement import ForcedPhotometryConfig, forced_psf_photometry  # noqa: E402
-from lsst.dia.pipe.measurement.psf_stamps import PsfStampSampler  # noqa: E402
+from lsst.dia.pipe.measurement.render import render_point_sources  # noqa: E402
 from lsst.dia.pipe.psf import GaussianPsf  # noqa: E402
 
 
@@ -33,15 +33,7 @@ def simulate(n_objects: int, size: int, sigma: float, noise: float, seed: int) -
     x = rng.uniform(0, size - 1, n_objects)
     y = rng.uniform(0, size - 1, n_objects)
     flux = rng.uniform(300, 3000, n_objects)
-    k = psf.size
-    h = k // 2
-    cx, cy = np.floor(x + 0.5).astype(int), np.floor(y + 0.5).astype(int)
-    stamps = PsfStampSampler(psf, (size, size)).render(x, y, cx, cy, k) * flux[:, None, None].astype(np.float32)
-    padded = np.zeros((size + 2 * h, size + 2 * h), np.float32)
-    rows = (cy[:, None] + np.arange(k))[:, :, None]
-    cols = (cx[:, None] + np.arange(k))[:, None, :]
-    np.add.at(padded, (rows, cols), stamps)
-    image = padded[h:-h, h:-h] + rng.normal(0, noise, (size, size)).astype(np.float32)
+    image = render_point_sources((size, size), psf, x, y, flux) + rng.normal(0, noise, (size, size)).astype(np.float32)
     exposure = Exposure(
         image=image,
         variance=np.full((size, size), noise**2, np.float32),

@@ -1,6 +1,55 @@
-"""Measurement on difference images and forced PSF photometry."""
+"""Measurement of DIASources on difference images, and forced PSF photometry.
 
+Public API
+----------
+- `measure_dia_sources` (difference, science, template or None, `DetectionResult`, `MeasurementConfig`)
+  -> `astropy.table.Table` with SDM ``DiaSource`` columns (`dia_source_columns`)
+- `forced_psf_photometry` (exposure, x, y, `ForcedPhotometryConfig`) -> `astropy.table.Table` with SDM
+  ``DiaForcedSource`` flux columns plus flags (`forced_columns`)
+- `MeasurementConfig`, `ForcedPhotometryConfig`: pex_config fields (tasks nest them as ``config.measurement``
+  and ``config.forced``)
+- Building blocks, usable on their own: `PsfStampSampler`, `cut_stamps`, `fit_psf_centroids`, `fit_dipoles`,
+  `aperture_weights`, `aperture_flux`, `adaptive_moments`, `pixel_flag_columns`, `render_point_sources`
+- Errors: `MissingWcsError`, `PositionShapeError`
+"""
+
+from .aperture import aperture_flux, aperture_weights
+from .centroid import CentroidResult, fit_psf_centroids
 from .config import ForcedPhotometryConfig, MeasurementConfig
+from .dipole import DipoleResult, fit_dipoles
 from .forced import PositionShapeError, forced_psf_photometry
+from .measure import MissingWcsError, measure_dia_sources
+from .moments import AdaptiveMoments, adaptive_moments
+from .pixel_flags import PIXEL_FLAG_BITS, PIXEL_FLAG_COLUMNS, pixel_flag_columns
+from .psf_stamps import PsfStampSampler
+from .render import render_point_sources
+from .schema import Column, dia_source_columns, empty_table, forced_columns
+from .stamps import Stamps, cut_stamps
 
-__all__ = ["ForcedPhotometryConfig", "MeasurementConfig", "PositionShapeError", "forced_psf_photometry"]
+__all__ = [
+    "AdaptiveMoments",
+    "CentroidResult",
+    "Column",
+    "DipoleResult",
+    "ForcedPhotometryConfig",
+    "MeasurementConfig",
+    "MissingWcsError",
+    "PIXEL_FLAG_BITS",
+    "PIXEL_FLAG_COLUMNS",
+    "PositionShapeError",
+    "PsfStampSampler",
+    "Stamps",
+    "adaptive_moments",
+    "aperture_flux",
+    "aperture_weights",
+    "cut_stamps",
+    "dia_source_columns",
+    "empty_table",
+    "fit_dipoles",
+    "fit_psf_centroids",
+    "forced_columns",
+    "forced_psf_photometry",
+    "measure_dia_sources",
+    "pixel_flag_columns",
+    "render_point_sources",
+]
