@@ -80,18 +80,26 @@ class BandRule:
 
 
 def parse_band_rule(text: str) -> BandRule:
-    """Parse a ``BAND=REGEX`` band-map rule, e.g. ``"r=^r DECam"``.
+    """Parse a band-map rule ``BAND=REGEX`` or ``"BAND REGEX"``, e.g. ``"r=^r DECam"`` or ``"r DECam r.*"``.
+
+    The regular expression is searched (`re.search`) in the physical filter name.
 
     Raises
     ------
     ValueError
-        If the text has no ``=`` or the regular expression is invalid.
+        If the text has no band and expression, or the regular expression is invalid.
     """
-    band, sep, pattern = text.partition("=")
-    if not sep or not band.strip() or not pattern:
-        raise ValueError(f"Band-map rule {text!r} is not BAND=REGEX.")
+    text = text.strip()
+    head = text.split(None, 1)[0] if text else ""
+    if "=" in head:
+        band, _, pattern = text.partition("=")
+    else:
+        band, _, pattern = text.partition(" ")
+    band, pattern = band.strip(), pattern.strip()
+    if not band or not pattern:
+        raise ValueError(f"Band-map rule {text!r} is not BAND=REGEX or 'BAND REGEX'.")
     try:
-        return BandRule(band.strip(), re.compile(pattern))
+        return BandRule(band, re.compile(pattern))
     except re.error as err:
         raise ValueError(f"Band-map rule {text!r}: invalid regular expression ({err}).") from None
 
