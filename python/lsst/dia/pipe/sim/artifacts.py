@@ -74,7 +74,8 @@ def add_bad_columns(image: np.ndarray, mask: np.ndarray, n_columns: int, rng: np
 def interpolate_masked(image: np.ndarray, fill: np.ndarray, usable: np.ndarray, width: int = 7) -> None:
     """Replace pixels by the mean of the usable pixels in a ``width`` × ``width`` box (in place).
 
-    Pixels with no usable neighbour in the box keep their value.
+    Only the boxes around the pixels to fill are read (cost proportional to their number, not to the image
+    size). Pixels with no usable neighbour in the box keep their value.
 
     Parameters
     ----------
@@ -87,11 +88,19 @@ def interpolate_masked(image: np.ndarray, fill: np.ndarray, usable: np.ndarray, 
     width : `int`
         Side of the averaging box [pixels].
     """
-    good = (usable & ~fill).astype(np.float32)
-    num = ndimage.uniform_filter(np.where(good > 0, image, 0).astype(np.float32), size=width)
-    den = ndimage.uniform_filter(good, size=width)
-    ok = fill & (den > 1e-6)
-    image[ok] = num[ok] / den[ok]
+    ny, nx = image.shape
+    ys, xs = np.nonzero(fill)
+    offsets = np.arange(width) - width // 2
+    yy = ys[:, None, None] + offsets[None, :, None]
+    xx = xs[:, None, None] + offsets[None, None, :]
+    inside = (yy >= 0) & (yy < ny) & (xx >= 0) & (xx < nx)
+    yy = np.clip(yy, 0, ny - 1)
+    xx = np.clip(xx, 0, nx - 1)
+    weight = inside & usable[yy, xx] & ~fill[yy, xx]
+    total = np.where(weight, image[yy, xx], 0.0).sum(axis=(1, 2))
+    count = weight.sum(axis=(1, 2))
+    ok = count > 0
+    image[ys[ok], xs[ok]] = total[ok] / count[ok]
 
 
 def add_cosmic_rays(
@@ -124,7 +133,8 @@ def add_cosmic_rays(
     Returns
     -------
     rays : `astropy.table.Table`
-        ``x``, ``y`` (track midpoint), ``length`` [pixels], ``masked`` (bool) per track.
+        ``x``, ``y`` (track midpoint), ``length`` [pixels], ``charge`` (deposited, before any interpolation
+        and including what falls off the image) [electrons], ``masked`` (bool) per track.
     """
     ny, nx = image.shape
     length = rng.uniform(*length_range, n_rays)
@@ -153,4 +163,4 @@ def add_cosmic_rays(
     if hit.any():
         interpolate_masked(image, hit, usable=(mask == 0))
         mask[hit] |= np.uint32(MaskBit.COSMIC_RAY | MaskBit.INTERPOLATED)
-    return Table({"x": xm, "y": ym, "length": length, "masked": masked})
+    return Table({"x": xm, "y": ym, "length": length, "charge": deposit * length, "masked": masked})

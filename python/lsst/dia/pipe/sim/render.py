@@ -73,7 +73,8 @@ class RenderedCalexp:
         ``x``, ``y`` [pixels], ``trueFlux``, ``templateFlux``, ``diffFlux`` (= true - template) [nJy],
         ``trueInstFlux`` [electrons].
     cosmic_rays : `astropy.table.Table`
-        ``x``, ``y``, ``length``, ``masked`` per cosmic-ray track (unmasked ones are left in the pixels).
+        ``x``, ``y``, ``length`` [pixels], ``charge`` [electrons], ``masked`` per cosmic-ray track (unmasked
+        ones are left in the pixels, unflagged).
     bad_columns : `astropy.table.Table`
         ``x``, ``y_start`` per bad column.
     """
@@ -369,8 +370,8 @@ def render_visit_detector(
     mask = np.zeros((ny, nx), dtype=np.uint32)
     apply_saturation(image, mask, np.float32(preset.saturation) - sky)
 
-    empty = Table({"x": np.zeros(0), "y": np.zeros(0), "length": np.zeros(0), "masked": np.zeros(0, bool)})
-    cosmic_rays = empty
+    cosmic_rays = Table({name: np.zeros(0) for name in ("x", "y", "length", "charge")})
+    cosmic_rays["masked"] = np.zeros(0, bool)
     bad_columns = Table({"x": np.zeros(0, np.int64), "y_start": np.zeros(0, np.int64)})
     if artifacts:
         bad_columns = add_bad_columns(image, mask, preset.bad_columns_per_detector,

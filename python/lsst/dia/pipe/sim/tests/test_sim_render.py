@@ -1,5 +1,7 @@
 """Rendering of calexps and template coadds: injected fluxes, positions, noise, masks and truth."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 from astropy.table import Table, vstack
@@ -103,6 +105,28 @@ def test_centroids_match_truth(points_only):
         box, xc, yc = _box(noiseless.image.astype(float), row["x"], row["y"], h)
         assert (box.sum(axis=0) * r).sum() / box.sum() + xc == pytest.approx(row["x"], abs=0.02)
         assert (box.sum(axis=1) * r).sum() / box.sum() + yc == pytest.approx(row["y"], abs=0.02)
+
+
+def test_render_across_ra_zero():
+    preset = get_preset("demo", field_ra=0.0, field_dec=0.0, sky_residual=0.0)
+    objects = make_catalog(preset, 3)
+    points = objects[objects["objectType"] != "galaxy"]
+    # optical axis 36" east of RA = 0: detector 1 (west of the axis) straddles RA = 0
+    plan = dataclasses.replace(plan_survey(preset, 3)[0], ra=0.01, dec=0.0, rotation=0.0)
+    rendered = render_visit_detector(plan, preset.camera().detector(1), points, preset, 3, noise=False,
+                                     artifacts=False)
+    ra = np.asarray(rendered.truth["ra"])
+    assert np.any(ra > 359.9) and np.any(ra < 0.1)
+    isolated = _isolated_points(rendered, points)
+    sides = set()
+    h = rendered.psf.size // 2
+    for row in isolated:
+        box = _box(rendered.image, row["x"], row["y"], h)[0].astype(float)
+        if np.any(_box(rendered.mask, row["x"], row["y"], h)[0]):
+            continue
+        assert box.sum() == pytest.approx(row["trueInstFlux"], rel=1e-3)
+        sides.add(bool(row["ra"] > 180))
+    assert sides == {True, False}
 
 
 def test_truth_table(noiseless):
