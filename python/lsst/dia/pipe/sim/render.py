@@ -40,8 +40,6 @@ __all__ = [
 
 #: Sersic profiles are truncated at this many half-light radii (all their flux lands in the stamp).
 SERSIC_TRUNCATION = 5.0
-#: Objects whose centre lies up to this far outside an image are still drawn (their light spills in).
-_DRAW_MARGIN = 64
 #: Point sources drawn per vectorised block.
 _POINT_BLOCK = 2048
 
@@ -185,32 +183,37 @@ def _unit_sersic(n: float) -> galsim.Sersic:
     return galsim.Sersic(n=n, half_light_radius=1.0, trunc=SERSIC_TRUNCATION)
 
 
+def _galaxy_stamp_radius(galaxies: Table, pixel_scale: float, psf_size: int) -> np.ndarray:
+    """Half-side [pixels] of stamps holding the whole truncated, sheared, PSF-convolved galaxies."""
+    hlr = np.asarray(galaxies["halfLightRadius"], float)
+    g = np.hypot(np.asarray(galaxies["shapeG1"], float), np.asarray(galaxies["shapeG2"], float))
+    major = SERSIC_TRUNCATION * hlr * (1 + g) / np.sqrt(1 - g**2)
+    return np.ceil(major / pixel_scale + psf_size / 2 + 2).astype(int)
+
+
 def _draw_galaxies(
     image: np.ndarray, wcs: WCS, psf: MoffatPsfField, galaxies: Table, x: np.ndarray, y: np.ndarray,
-    flux: np.ndarray,
+    flux: np.ndarray, radius: np.ndarray,
 ) -> None:
     canvas = galsim.Image(image, xmin=0, ymin=0, scale=1.0)
-    jacobians = _local_jacobians(wcs, x, y)
-    inverse = np.linalg.inv(jacobians)
-    pixel_scale = np.sqrt(np.abs(np.linalg.det(jacobians)))
+    inverse = np.linalg.inv(_local_jacobians(wcs, x, y))
     hlr = np.asarray(galaxies["halfLightRadius"], float)
     g1 = np.asarray(galaxies["shapeG1"], float)
     g2 = np.asarray(galaxies["shapeG2"], float)
     n_sersic = np.asarray(galaxies["sersicIndex"], float)
-    g = np.hypot(g1, g2)
-    radius = (SERSIC_TRUNCATION * hlr * (1 + g) / np.sqrt(1 - g**2) / pixel_scale + psf.size / 2 + 2)
-    radius = np.ceil(radius).astype(int)
     xc = np.floor(x + 0.5).astype(int)
     yc = np.floor(y + 0.5).astype(int)
     with warnings.catch_warnings():
         # truncated Sersic and truncated Moffat both have hard edges; the DFT is accurate enough here
         warnings.simplefilter("ignore", galsim.GalSimWarning)
         for i in range(len(x)):
-            bounds = galsim.BoundsI(xc[i] - radius[i], xc[i] + radius[i], yc[i] - radius[i], yc[i] + radius[i])
-            bounds = bounds & canvas.bounds
+            r = radius[i]
+            bounds = galsim.BoundsI(xc[i] - r, xc[i] + r, yc[i] - r, yc[i] + r) & canvas.bounds
             if not bounds.isDefined():
                 continue
-            gal = _unit_sersic(float(n_sersic[i])).dilate(hlr[i]).shear(g1=g1[i], g2=g2[i]).transform(*inverse[i].ravel()).withFlux(float(flux[i]))
+            # sky (east, north) profile -> pixel frame through the inverse local Jacobian
+            gal = _unit_sersic(float(n_sersic[i])).dilate(hlr[i]).shear(g1=g1[i], g2=g2[i])
+            gal = gal.transform(*inverse[i].ravel()).withFlux(float(flux[i]))
             profile = galsim.Convolve(gal, psf.profile(x[i], y[i]), real_space=False)
             profile.drawImage(canvas[bounds], method="no_pixel", add_to_image=True,
                               center=galsim.PositionD(x[i], y[i]))
@@ -237,21 +240,25 @@ def draw_scene(
     Returns
     -------
     image : `numpy.ndarray`
-        ``shape`` float32 image.
+        ``shape`` float32 image; every object whose light reaches the image is drawn, including those
+        centred outside it.
     x, y : `numpy.ndarray`
         Pixel positions of all objects.
     """
     ny, nx = shape
     x, y = (np.asarray(v, float) for v in wcs.world_to_pixel_values(np.asarray(objects["ra"], float),
                                                                       np.asarray(objects["dec"], float)))
-    near = ((x > -_DRAW_MARGIN) & (x < nx - 1 + _DRAW_MARGIN) & (y > -_DRAW_MARGIN)
-            & (y < ny - 1 + _DRAW_MARGIN) & (np.asarray(flux) > 0))
+    flux = np.asarray(flux, float)
     galaxy = np.asarray(objects["objectType"]) == "galaxy"
+    pixel_scale = float(np.mean(proj_plane_pixel_scales(wcs)) * 3600.0)
+    margin = np.full(len(objects), psf.size // 2 + 1)
+    margin[galaxy] = _galaxy_stamp_radius(objects[galaxy], pixel_scale, psf.size)
+    near = (x > -margin) & (x < nx - 1 + margin) & (y > -margin) & (y < ny - 1 + margin) & (flux > 0)
     image = np.zeros(shape, dtype=np.float32)
     points = near & ~galaxy
-    _draw_points(image, psf, x[points], y[points], np.asarray(flux, float)[points])
+    _draw_points(image, psf, x[points], y[points], flux[points])
     gals = near & galaxy
-    _draw_galaxies(image, wcs, psf, objects[gals], x[gals], y[gals], np.asarray(flux, float)[gals])
+    _draw_galaxies(image, wcs, psf, objects[gals], x[gals], y[gals], flux[gals], margin[gals])
     return image, x, y
 
 

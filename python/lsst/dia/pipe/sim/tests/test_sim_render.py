@@ -161,6 +161,22 @@ def test_galaxy_flux_and_orientation():
         assert (ixx > 2 * iyy) if elongated_along_x else (iyy > 2 * ixx)
 
 
+def test_light_of_objects_centred_off_the_image_is_drawn():
+    preset = get_preset("demo")
+    plan = plan_survey(preset, 1)[0]
+    psf = detector_psf(plan, preset, preset.camera().detector(0))
+    objects = Table({"id": [1, 2], "objectType": ["galaxy", "star"], "ra": [56.0, 56.0],
+                     "dec": [-30.0, -30.0 + 60 * 0.2 / 3600], "hostId": [-1, -1], "sersicIndex": [4.0, np.nan],
+                     "halfLightRadius": [2.0, np.nan], "shapeG1": [0.3, np.nan], "shapeG2": [0.1, np.nan]})
+    flux = np.array([1e5, 1e5])
+    # the same sky on two grids: the objects 40 px left of the first one, 160 px inside the second
+    small, x, _ = draw_scene((201, 201), tan_wcs(56.0, -30.0, -40.0, 100.0, 0.2), psf, objects, flux)
+    large, _, _ = draw_scene((201, 401), tan_wcs(56.0, -30.0, 160.0, 100.0, 0.2), psf, objects, flux)
+    assert x[0] == pytest.approx(-40.0)
+    assert small.sum() > 0.01 * flux[0]
+    np.testing.assert_allclose(small, large[:, 200:], atol=1e-5 * large.max())
+
+
 def test_noise_matches_variance_and_is_deterministic(noiseless, survey):
     preset, objects, _ = survey
     plan, det = noiseless.plan, noiseless.detector
