@@ -89,7 +89,7 @@ class InsufficientPsfStarsError(IngestError):
     def __init__(self, n_stars: int, n_required: int, n_candidates: int | None = None) -> None:
         extra = f" (of {n_candidates} peaks)" if n_candidates is not None else ""
         super().__init__(
-            f"only {n_stars} usable PSF stars{extra}, {n_required} required; give a PSFEx file with --psf."
+            f"{n_stars} usable PSF star(s){extra}, {n_required} required; give a PSFEx file with --psf."
         )
         self.n_stars = n_stars
         self.n_required = n_required

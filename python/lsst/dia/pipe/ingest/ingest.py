@@ -255,6 +255,17 @@ def _visit_image_template(path: Path) -> TemplateImage:
                          exposure.psf)
 
 
+def _prepare(raw, options: IngestOptions, candidates: list[Path]) -> PreparedImage:
+    """`prepare_image`, with the detector named in the error message."""
+    try:
+        return prepare_image(raw, options, candidates)
+    except (IngestError, ValueError) as err:
+        text = str(err)
+        if text.startswith(raw.source):
+            raise
+        raise IngestError(f"{raw.source}: {text}") from err
+
+
 def _calibration_stars(image: np.ndarray, variance: np.ndarray, mask: np.ndarray, wcs, psf, fwhm: float,
                        snr: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """PSF-corrected aperture fluxes (image units) and sky positions of isolated stars."""
@@ -446,8 +457,7 @@ def ingest_images(
                     else:
                         ready_templates.append((file, _visit_image_template(spec.image)))
                     continue
-                prepared = [prepare_image(raw, options, candidates)
-                            for raw in read_raw_images(resolve_planes(spec, naming))]
+                prepared = [_prepare(raw, options, candidates) for raw in read_raw_images(resolve_planes(spec, naming))]
             except (IngestError, ValueError, OSError) as err:
                 file.fail(err)
                 continue

@@ -8,9 +8,10 @@ Method:
    to unit flux;
 3. reject stars that differ from the median stamp by more than ``outlier_factor`` times the median residual
    (binaries, galaxies, cosmic rays the mask missed);
-4. at each node of an ``n_grid`` × ``n_grid`` grid, average the stamps with Gaussian weights of the star
-   distances (width: the node spacing); with fewer than ``stars_per_node`` stars per node on average the
-   grid shrinks, down to a single constant PSF;
+4. fit every stamp pixel with a polynomial of the star position (linear least squares, all pixels at once),
+   of order up to ``spatial_order`` while there are ``stars_per_term`` stars per polynomial term (order 0,
+   the mean stamp, with few stars), and evaluate it on an ``n_grid`` × ``n_grid`` grid spanning the stars
+   (the `GridPsf` is constant beyond its nodes, so the polynomial is never extrapolated);
 5. denoise the wings: beyond ``core_radius_fwhm`` FWHM the stamp becomes its azimuthal average (blended
    over one FWHM), and the stamp edge is tapered to zero; negative wing pixels are set to zero.
 """
@@ -125,7 +126,8 @@ def estimate_psf(
     saturation: float | None = None,
     n_grid: int = 3,
     min_stars: int = 3,
-    stars_per_node: int = 4,
+    spatial_order: int = 2,
+    stars_per_term: int = 3,
     outlier_factor: float = 4.0,
     core_radius_fwhm: float = 1.5,
     star_snr: float = 30.0,
@@ -148,11 +150,13 @@ def estimate_psf(
     saturation : `float`, optional
         Saturation level in the units of ``image``.
     n_grid : `int`
-        Largest number of PSF grid nodes per axis.
+        PSF grid nodes per axis when the PSF varies (order > 0).
     min_stars : `int`
         Fewest stars accepted.
-    stars_per_node : `int`
-        Stars needed per grid node on average before the grid is refined.
+    spatial_order : `int`
+        Highest polynomial order of the spatial variation.
+    stars_per_term : `int`
+        Stars needed per polynomial term to use an order.
     outlier_factor : `float`
         Stars whose residual from the median stamp exceeds this many times the median residual are dropped.
     core_radius_fwhm : `float`
@@ -188,18 +192,26 @@ def estimate_psf(
     if usable.sum() < min_stars:
         raise InsufficientPsfStarsError(int(usable.sum()), min_stars, stars.n_candidates)
     stamps, x, y = stamps[usable], stars.x[usable], stars.y[usable]
-    n_nodes = int(max(1, min(n_grid, np.floor(np.sqrt(len(x) / stars_per_node)))))
-    x_nodes = np.linspace(0.0, nx - 1.0, n_nodes) if n_nodes > 1 else np.array([(nx - 1) / 2.0])
-    y_nodes = np.linspace(0.0, ny - 1.0, n_nodes) if n_nodes > 1 else np.array([(ny - 1) / 2.0])
-    if n_nodes > 1:
-        length = max(nx, ny) / (n_nodes - 1)
-        gy, gx = np.meshgrid(y_nodes, x_nodes, indexing="ij")
-        d2 = (gx[..., None] - x) ** 2 + (gy[..., None] - y) ** 2
-        weights = np.exp(-0.5 * d2 / length**2)
+    order = 0
+    while order < spatial_order and len(x) >= stars_per_term * (order + 2) * (order + 3) // 2:
+        order += 1
+    if order == 0 or n_grid < 2:
+        x_nodes, y_nodes = np.array([(nx - 1) / 2.0]), np.array([(ny - 1) / 2.0])
+        grid = stamps.mean(axis=0)[None, None]
     else:
-        weights = np.ones((1, 1, len(x)))
-    weights /= weights.sum(axis=-1, keepdims=True)
-    grid = np.einsum("abn,nij->abij", weights, stamps)
+        cx, hx = 0.5 * (x.min() + x.max()), max(0.5 * np.ptp(x), 1.0)
+        cy, hy = 0.5 * (y.min() + y.max()), max(0.5 * np.ptp(y), 1.0)
+        powers = [(i, d - i) for d in range(order + 1) for i in range(d + 1)]
+
+        def design(px: np.ndarray, py: np.ndarray) -> np.ndarray:
+            u, v = (px - cx) / hx, (py - cy) / hy
+            return np.stack([u**i * v**j for i, j in powers], axis=-1)
+
+        coeffs, *_ = np.linalg.lstsq(design(x, y), stamps.reshape(len(x), -1), rcond=None)
+        x_nodes = np.linspace(x.min(), x.max(), n_grid)
+        y_nodes = np.linspace(y.min(), y.max(), n_grid)
+        gy, gx = np.meshgrid(y_nodes, x_nodes, indexing="ij")
+        grid = (design(gx.ravel(), gy.ravel()) @ coeffs).reshape(n_grid, n_grid, stamp_size, stamp_size)
     grid = np.array([[_denoise(s, fwhm_stars, core_radius_fwhm) for s in row] for row in grid])
     psf = GridPsf(x_nodes, y_nodes, grid)
     fwhm = float(np.median([stamp_fwhm(s) for row in psf.stamps for s in row]))

@@ -11,8 +11,8 @@ Method (vectorised over all candidates):
 3. Gaussian-weighted adaptive moments give the centroid, width (``sigma``) and ellipticity of each
    candidate;
 4. stars are the compact, round objects on the *stellar locus*: the mode of ``log(sigma)`` (kernel
-   density) among the candidates, within ``locus_width`` of it; smaller objects (cosmic rays) and larger
-   ones (galaxies, blends) are dropped.
+   density) among the candidates, followed across the image by a plane fitted in ``(x, y)``, within
+   ``locus_width`` of it; smaller objects (cosmic rays) and larger ones (galaxies, blends) are dropped.
 """
 
 from __future__ import annotations
@@ -133,17 +133,32 @@ def adaptive_moments(stamps: np.ndarray, sigma0: float, n_iter: int = 8) -> tupl
     return dx, dy, sigma, ellipticity
 
 
-def _locus(sigma: np.ndarray, width: float) -> np.ndarray:
-    """Boolean selection of the objects on the stellar locus (mode of ``log sigma``)."""
+def _locus(sigma: np.ndarray, x: np.ndarray, y: np.ndarray, width: float) -> np.ndarray:
+    """Boolean selection of the objects on the stellar locus.
+
+    The mode of ``log sigma`` (kernel density) seeds the locus; a plane in ``(x, y)`` fitted to the objects
+    near the mode lets the locus follow a PSF that varies across the image; objects within ``width``
+    (relative) of the plane are kept.
+    """
     good = np.isfinite(sigma) & (sigma > 0.5)
-    if not good.any():
-        return good
-    log_sigma = np.log(sigma[good])
-    grid = np.linspace(log_sigma.min() - 0.1, log_sigma.max() + 0.1, 400)
-    density = np.exp(-0.5 * ((grid[:, None] - log_sigma[None, :]) / 0.04) ** 2).sum(axis=1)
-    mode = grid[np.argmax(density)]
     out = np.zeros(sigma.shape, dtype=bool)
-    out[good] = np.abs(log_sigma - mode) < np.log1p(width)
+    if not good.any():
+        return out
+    log_sigma = np.log(np.where(good, sigma, 1.0))
+    grid = np.linspace(log_sigma[good].min() - 0.1, log_sigma[good].max() + 0.1, 400)
+    density = np.exp(-0.5 * ((grid[:, None] - log_sigma[good][None, :]) / 0.04) ** 2).sum(axis=1)
+    model = np.full(sigma.shape, grid[np.argmax(density)])
+    near = good & (np.abs(log_sigma - model) < np.log1p(3 * width))
+    if near.sum() >= 6:
+        design = np.column_stack([np.ones(len(x)), x - x.mean(), y - y.mean()])
+        for _ in range(2):
+            coeffs, *_ = np.linalg.lstsq(design[near], log_sigma[near], rcond=None)
+            model = design @ coeffs
+            tighter = near & (np.abs(log_sigma - model) < np.log1p(width))
+            if tighter.sum() < 6:
+                break
+            near = tighter
+    out[good] = np.abs(log_sigma[good] - model[good]) < np.log1p(width)
     return out
 
 
@@ -246,7 +261,7 @@ def find_psf_stars(
     stamps = cut_stamps(filled, px[cand], py[cand], h)
     dx, dy, sigma, ellipticity = adaptive_moments(stamps, s)
     keep = np.isfinite(sigma) & (ellipticity < max_ellipticity) & (np.hypot(dx, dy) < 1.5)
-    keep &= _locus(np.where(keep, sigma, np.nan), locus_width)
+    keep &= _locus(np.where(keep, sigma, np.nan), px[cand] + dx, py[cand] + dy, locus_width)
     cand, dx, dy, sigma, ellipticity, stamps = cand[keep], dx[keep], dy[keep], sigma[keep], ellipticity[keep], stamps[keep]
     return StarSelection(
         x=px[cand] + dx,
