@@ -98,14 +98,15 @@ def _scatter_add(target: np.ndarray, index: np.ndarray, values: np.ndarray) -> N
 
 
 def _candidate_pairs(
-    cx: np.ndarray, cy: np.ndarray, overlap: np.ndarray, min_coupling: float
+    cx: np.ndarray, cy: np.ndarray, coupling_table: np.ndarray, min_coupling: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """Pairs ``i < j`` whose stamps overlap and whose expected PSF coupling reaches ``min_coupling``.
+    """Pairs ``i < j`` whose stamps overlap and whose expected coupling reaches ``min_coupling``.
 
-    ``overlap`` is `PsfStampSampler.overlap_table` for the stamp size: the coupling at integer offsets for a
-    typical PSF, used only to skip pairs that cannot matter before computing exact overlaps.
+    ``coupling_table`` (`PsfStampSampler.overlap_table` or `~PsfStampSampler.spill_table` for the stamp size)
+    gives the coupling at integer offsets for a typical PSF; it only skips pairs that cannot matter before the
+    exact overlaps are computed.
     """
-    k = (overlap.shape[0] + 1) // 2
+    k = (coupling_table.shape[0] + 1) // 2
     if len(cx) < 2:
         empty = np.zeros(0, np.int64)
         return empty, empty, empty, empty
@@ -113,7 +114,7 @@ def _candidate_pairs(
     i, j = pairs[:, 0].astype(np.int64), pairs[:, 1].astype(np.int64)
     dx = cx[j] - cx[i]
     dy = cy[j] - cy[i]
-    keep = overlap[dy + k - 1, dx + k - 1] >= min_coupling
+    keep = coupling_table[dy + k - 1, dx + k - 1] >= min_coupling
     return i[keep], j[keep], dx[keep], dy[keep]
 
 
@@ -221,7 +222,7 @@ def _union_sums(stamps: Stamps, good: np.ndarray, group: np.ndarray, pairs: _Pai
         np.logical_and.at(first, pairs.j[same], ~covered)
     return (
         first.sum(axis=(1, 2)).astype(float),
-        np.einsum("nij,nij->n", first, stamps.image, dtype=float),
+        np.einsum("nij,nij->n", first, stamps.image, dtype=float),  # zero where unusable
         np.einsum("nij,nij->n", first, stamps.variance, dtype=float),
     )
 
@@ -280,20 +281,31 @@ def forced_psf_photometry(
     k = sampler.stamp_size(config.psfStampRadius)
     stamps = cut_stamps(exposure, cx, cy, k)
     good = usable_pixels(stamps, mask_bits(config.badMaskPlanes))
+    unusable = ~good
+    data, var = stamps.image, stamps.variance  # zeroed in place where unusable (they may hold NaN)
+    data[unusable] = 0
+    var[unusable] = 0
     psf = sampler.render(xo, yo, cx, cy, k)
-    psf_good = np.where(good, psf, np.float32(0))
-    data = np.where(good, stamps.image, np.float32(0))
-    psf_var = np.where(good, psf * stamps.variance, np.float32(0))
+    psf_good = psf * good
+    psf_var = psf_good * var
     pp = _dot(psf_good, psf)
     no_good = pp <= 0
     m = len(idx)
 
     # Pairs whose PSFs overlap enough are linked into blend groups.
-    pi, pj, dx, dy = _candidate_pairs(cx, cy, sampler.overlap_table(k), 0.5 * config.blendCoupling)
+    # With a background term a neighbour also couples through the light it spills onto the stamp.
+    table_k = np.maximum(sampler.overlap_table(k), sampler.spill_table(k)) if config.fitBackground else (
+        sampler.overlap_table(k)
+    )
+    pi, pj, dx, dy = _candidate_pairs(cx, cy, table_k, 0.5 * config.blendCoupling)
     pj_on_i = _shifted(psf, pj, dx, dy)
     pair_pp = _dot(psf_good[pi], pj_on_i)
     with np.errstate(divide="ignore", invalid="ignore"):
         coupling = pair_pp / np.sqrt(pp[pi] * pp[pj])
+    if config.fitBackground:
+        spill_ji = _dot(good[pi], pj_on_i)  # flux fraction of j on stamp i
+        spill_ij = _dot(psf_good[pi], _overlap_rect(k, dx, dy))  # of i on stamp j
+        coupling = np.maximum(coupling, np.maximum(spill_ji, spill_ij))
     linked = (coupling >= config.blendCoupling) & ~no_good[pi] & ~no_good[pj]
     pairs = _Pairs(pi[linked], pj[linked], dx[linked], dy[linked], pj_on_i[linked])
     pair_pp = pair_pp[linked]
@@ -337,9 +349,9 @@ def forced_psf_photometry(
     if config.fitBackground:
         model += np.nan_to_num(bkg).astype(np.float32)[:, None, None]
     model -= data
-    with np.errstate(divide="ignore"):
-        inv_var = np.where(good, np.float32(1) / stamps.variance, np.float32(0))
-    chi2 = _dot(model * model, inv_var)
+    model *= model
+    inv_var = np.divide(np.float32(1), var, out=var, where=good)  # var is not needed after this
+    chi2 = _dot(model, inv_var)
     chi2[no_good] = np.nan
 
     blend_size = np.bincount(group)[group]

@@ -24,6 +24,9 @@ __all__ = ["PsfStampSampler", "PAD"]
 #: Extra pixels on each side of the FFT grid beyond the returned stamp.
 PAD = 1
 
+#: Sources rendered per batch (bounds the size of the complex temporaries).
+_BLOCK = 4096
+
 
 def _embed(stamps: np.ndarray, size: int) -> np.ndarray:
     """Centre-crop or zero-pad the last two axes of odd square ``stamps`` to ``size`` (odd)."""
@@ -101,10 +104,21 @@ class PsfStampSampler:
         Returns a ``(2 size - 1, 2 size - 1)`` array indexed ``[dy + size - 1, dx + size - 1]``, for the node
         stamp nearest the middle of the sampling grid (a cheap proxy for pairs anywhere on the image).
         """
-        mid = self._stamps[len(self._y_nodes) // 2, len(self._x_nodes) // 2]
-        stamp = _embed(mid, size)
+        stamp = self._middle_stamp(size)
         table = scipy.signal.correlate(stamp, stamp, mode="full", method="direct")
         return table / table[size - 1, size - 1]
+
+    def spill_table(self, size: int) -> np.ndarray:
+        """Fraction of a PSF stamp's flux on a stamp (same ``size``) whose centre is ``d`` pixels away.
+
+        Indexed like `overlap_table`; symmetrised (the larger of ``d`` and ``-d``).
+        """
+        stamp = self._middle_stamp(size)
+        table = scipy.signal.correlate(np.ones_like(stamp), stamp, mode="full", method="direct")
+        return np.maximum(table, table[::-1, ::-1])
+
+    def _middle_stamp(self, size: int) -> np.ndarray:
+        return _embed(self._stamps[len(self._y_nodes) // 2, len(self._x_nodes) // 2], size)
 
     def _node_spectra(self, fft_size: int) -> np.ndarray:
         """rfft2 of the node stamps embedded in ``fft_size`` squares, ``(n_nodes, fft_size, fft_size//2+1)``."""
@@ -146,6 +160,20 @@ class PsfStampSampler:
             raise ValueError(f"PSF stamp size must be odd, got {size}.")
         x = np.asarray(x, float)
         y = np.asarray(y, float)
+        cx = np.asarray(cx, float)
+        cy = np.asarray(cy, float)
+        n = len(x)
+        outputs = [np.empty((n, size, size), np.float32) for _ in range(3 if gradients else 1)]
+        # Blocks of sources keep the complex temporaries small; the loop runs n / _BLOCK times.
+        for lo in range(0, n, _BLOCK):
+            block = slice(lo, min(lo + _BLOCK, n))
+            for out, stamp in zip(outputs, self._render_block(x[block], y[block], cx[block], cy[block], size, gradients)):
+                out[block] = stamp
+        return tuple(outputs) if gradients else outputs[0]
+
+    def _render_block(
+        self, x: np.ndarray, y: np.ndarray, cx: np.ndarray, cy: np.ndarray, size: int, gradients: bool
+    ) -> list[np.ndarray]:
         m = size + 2 * PAD
         spectra = self._node_spectra(m)
         n_x = len(self._x_nodes)
@@ -162,17 +190,14 @@ class PsfStampSampler:
             )
         fy = scipy.fft.fftfreq(m)
         fx = scipy.fft.rfftfreq(m)
-        ox = x - np.asarray(cx, float)
-        oy = y - np.asarray(cy, float)
-        ramp_y = np.exp(-2j * np.pi * np.outer(oy, fy)).astype(np.complex64)
-        ramp_x = np.exp(-2j * np.pi * np.outer(ox, fx)).astype(np.complex64)
+        ramp_y = np.exp(-2j * np.pi * np.outer(y - cy, fy)).astype(np.complex64)
+        ramp_x = np.exp(-2j * np.pi * np.outer(x - cx, fx)).astype(np.complex64)
         shifted = ramp_y[:, :, None] * blended
         shifted *= ramp_x[:, None, :]
         crop = (slice(None), slice(PAD, PAD + size), slice(PAD, PAD + size))
-        psf = scipy.fft.irfft2(shifted, (m, m))[crop]
-        if not gradients:
-            return psf
-        two_pi_i = np.complex64(-2j * np.pi)
-        d_dx = scipy.fft.irfft2(shifted * (two_pi_i * fx.astype(np.float32))[None, None, :], (m, m))[crop]
-        d_dy = scipy.fft.irfft2(shifted * (two_pi_i * fy.astype(np.float32))[None, :, None], (m, m))[crop]
-        return psf, d_dx, d_dy
+        out = [scipy.fft.irfft2(shifted, (m, m))[crop]]
+        if gradients:
+            two_pi_i = np.complex64(-2j * np.pi)
+            out.append(scipy.fft.irfft2(shifted * (two_pi_i * fx.astype(np.float32))[None, None, :], (m, m))[crop])
+            out.append(scipy.fft.irfft2(shifted * (two_pi_i * fy.astype(np.float32))[None, :, None], (m, m))[crop])
+        return out
