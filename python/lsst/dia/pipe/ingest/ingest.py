@@ -41,6 +41,7 @@ from .products import build_calexp, build_coadd, detector_layout, template_from_
 from .psf_estimation import stamp_fwhm
 from .stars import find_psf_stars
 from .templates import TemplateImage, coadd_patch, image_corners, make_local_skymap, template_patches
+from .wcs import pixel_scale_arcsec
 
 __all__ = ["ImageRecord", "FileResult", "CoaddRecord", "IngestReport", "ingest_images"]
 
@@ -334,9 +335,9 @@ def _detector_layouts(butler: Butler, instrument: str, new: list[DetectorLayout]
     if instrument.upper() == "DECAM":
         for name, ccd in DECAM_CCD_IDS.items():
             layouts.setdefault(ccd, DetectorLayout(ccd, name, _DECAM_CCD_SHAPE[1], _DECAM_CCD_SHAPE[0], 0.0, 0.0))
-    for record in butler.registry.queryDimensionRecords("detector", instrument=instrument) if _has_instrument(
-            butler, instrument) else []:
-        layouts.setdefault(int(record.id), DetectorLayout(int(record.id), str(record.full_name), 1, 1, 0.0, 0.0))
+    if _has_instrument(butler, instrument):
+        for record in butler.registry.queryDimensionRecords("detector", instrument=instrument):
+            layouts.setdefault(int(record.id), DetectorLayout(int(record.id), str(record.full_name), 1, 1, 0.0, 0.0))
     return [layouts[k] for k in sorted(layouts)]
 
 
@@ -483,8 +484,8 @@ def ingest_images(
     if usable_templates:
         skymap = _existing_skymap(butler, options.skymap_name)
         if skymap is None:
-            scale = options.pixel_scale or float(np.median([
-                p.pixel_scale for f, ps in templates if f.ok for p in ps] or [0.2]))
+            scale = options.pixel_scale or float(np.median([pixel_scale_arcsec(t.wcs, t.image.shape)
+                                                            for _, t in usable_templates]))
             skymap = make_local_skymap(options.skymap_name, round(scale, 4), options.patch_size, options.patch_border,
                                        options.num_rings)
         report.skymap = skymap.name

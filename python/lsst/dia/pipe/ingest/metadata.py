@@ -52,8 +52,10 @@ class HeaderKeywords:
 
     Attributes
     ----------
-    instrument, filter, visit, mjd, date, exposure_time, detector_name, detector_id, saturation, target : `tuple` [`str`]
+    instrument, filter, visit, mjd, date, exposure_time : `tuple` [`str`]
         Keywords of each quantity. ``mjd`` and ``date`` give the exposure START (MJD or ISO date, UTC).
+    detector_name, detector_id, saturation, target : `tuple` [`str`]
+        Keywords of the detector name and id, the saturation level [counts] and the field name.
     zeropoint : `tuple` [`str`]
         Magnitude zero point of the whole exposure (magnitude of one count).
     """

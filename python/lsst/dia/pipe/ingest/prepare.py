@@ -91,7 +91,8 @@ class PreparedImage:
         if self.zeropoint is None:
             raise MissingZeroPointError(self.source, ())
         scale = njy_per_count(self.zeropoint)
-        return (self.image * np.float32(scale)).astype(np.float32), (self.variance * np.float32(scale**2)).astype(np.float32)
+        image = (self.image * np.float32(scale)).astype(np.float32)
+        return image, (self.variance * np.float32(scale**2)).astype(np.float32)
 
 
 def psfex_candidates(options: IngestOptions) -> list[Path]:

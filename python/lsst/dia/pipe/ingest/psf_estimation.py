@@ -21,7 +21,6 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from scipy import ndimage
 
 from ..psf import GridPsf
 from .errors import InsufficientPsfStarsError

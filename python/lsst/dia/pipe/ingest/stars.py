@@ -110,7 +110,8 @@ def adaptive_moments(stamps: np.ndarray, sigma0: float, n_iter: int = 8) -> tupl
         det = np.where(ok, det, 1.0)
         ax = xx[None] - dx[:, None, None]
         ay = yy[None] - dy[:, None, None]
-        q = (iyy[:, None, None] * ax**2 - 2 * ixy[:, None, None] * ax * ay + ixx[:, None, None] * ay**2) / det[:, None, None]
+        a, b, c = (m[:, None, None] for m in (iyy / det, ixy / det, ixx / det))
+        q = a * ax**2 - 2 * b * ax * ay + c * ay**2
         w = np.exp(-0.5 * np.minimum(q, 50.0)) * stamps
         s = w.sum(axis=(1, 2))
         s = np.where(s > 0, s, np.nan)
@@ -253,7 +254,8 @@ def find_psf_stars(
         i, j = pairs["i"], pairs["j"]
         other = j != cand[i]
         ratio = np.zeros(cand.size)
-        np.maximum.at(ratio, i[other], smoothed[py[j[other]], px[j[other]]] / smoothed[py[cand[i[other]]], px[cand[i[other]]]])
+        neighbour = smoothed[py[j[other]], px[j[other]]]
+        np.maximum.at(ratio, i[other], neighbour / smoothed[py[cand[i[other]]], px[cand[i[other]]]])
         cand = cand[ratio < neighbour_fraction]
     if cand.size == 0:
         return empty
@@ -262,7 +264,8 @@ def find_psf_stars(
     dx, dy, sigma, ellipticity = adaptive_moments(stamps, s)
     keep = np.isfinite(sigma) & (ellipticity < max_ellipticity) & (np.hypot(dx, dy) < 1.5)
     keep &= _locus(np.where(keep, sigma, np.nan), px[cand] + dx, py[cand] + dy, locus_width)
-    cand, dx, dy, sigma, ellipticity, stamps = cand[keep], dx[keep], dy[keep], sigma[keep], ellipticity[keep], stamps[keep]
+    cand, dx, dy, sigma, ellipticity = cand[keep], dx[keep], dy[keep], sigma[keep], ellipticity[keep]
+    stamps = stamps[keep]
     return StarSelection(
         x=px[cand] + dx,
         y=py[cand] + dy,

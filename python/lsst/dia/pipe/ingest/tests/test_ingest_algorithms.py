@@ -152,7 +152,8 @@ def test_reprojection_conserves_flux_position_and_psf_moments():
     sx, sy = 52.3, 67.6
     sigma_x, sigma_y = 1.6, 2.4  # elliptical source PSF, source pixels
     y, x = np.mgrid[0:120, 0:120]
-    image = 1e5 * np.exp(-0.5 * ((x - sx) ** 2 / sigma_x**2 + (y - sy) ** 2 / sigma_y**2)) / (2 * np.pi * sigma_x * sigma_y)
+    image = np.exp(-0.5 * ((x - sx) ** 2 / sigma_x**2 + (y - sy) ** 2 / sigma_y**2))
+    image *= 1e5 / image.sum()
     variance = np.full(image.shape, 4.0)
     mask = np.zeros(image.shape, np.uint32)
     mask[10, 100] = MaskBit.COSMIC_RAY
