@@ -12,8 +12,8 @@ _HALF_DIAGONAL = np.sqrt(0.5)
 def aperture_weights(dx: np.ndarray, dy: np.ndarray, size: int, radius: float, subsample: int = 8) -> np.ndarray:
     """Fraction of each stamp pixel inside a circle of ``radius`` centred ``(dx, dy)`` from the stamp centre.
 
-    Pixels wholly inside (outside) get 1 (0); only pixels crossed by the circle are split into
-    ``subsample`` × ``subsample`` sub-pixels.
+    Pixels wholly inside (outside) get 1 (0). For pixels crossed by the circle the covered length along y is
+    exact and is averaged over ``subsample`` columns across the pixel (midpoint rule in x).
 
     Returns
     -------
@@ -22,15 +22,16 @@ def aperture_weights(dx: np.ndarray, dy: np.ndarray, size: int, radius: float, s
     """
     h = size // 2
     r = np.arange(-h, h + 1, dtype=float)
-    ox = r[None, None, :] - np.asarray(dx, float)[:, None, None]
-    oy = r[None, :, None] - np.asarray(dy, float)[:, None, None]
-    dist = np.sqrt(ox * ox + oy * oy)
+    ox = np.broadcast_to(r[None, None, :] - np.asarray(dx, float)[:, None, None], (len(dx), size, size))
+    oy = np.broadcast_to(r[None, :, None] - np.asarray(dy, float)[:, None, None], (len(dx), size, size))
+    dist = np.hypot(ox, oy)
     weights = (dist <= radius - _HALF_DIAGONAL).astype(np.float32)
     edge = np.nonzero((dist > radius - _HALF_DIAGONAL) & (dist < radius + _HALF_DIAGONAL))
-    sub = (np.arange(subsample) + 0.5) / subsample - 0.5
-    ex = np.broadcast_to(ox, dist.shape)[edge][:, None, None] + sub[None, None, :]
-    ey = np.broadcast_to(oy, dist.shape)[edge][:, None, None] + sub[None, :, None]
-    weights[edge] = np.mean(ex * ex + ey * ey <= radius * radius, axis=(1, 2))
+    xs = ox[edge][:, None] + (np.arange(subsample) + 0.5) / subsample - 0.5
+    half_chord = np.sqrt(np.maximum(radius * radius - xs * xs, 0.0))
+    y0 = oy[edge][:, None] - 0.5
+    covered = np.minimum(y0 + 1.0, half_chord) - np.maximum(y0, -half_chord)
+    weights[edge] = np.clip(covered, 0.0, 1.0).mean(axis=1)
     return weights
 
 

@@ -48,7 +48,8 @@ class ForcedPhotometryConfig(pexConfig.Config):
     )
     blendCoupling = pexConfig.Field[float](
         doc="Objects are fitted simultaneously when the normalised overlap of their PSF stamps, "
-        "sum(P_i P_j) / sqrt(sum(P_i^2) sum(P_j^2)), reaches this value (connected groups).",
+        "sum(P_i P_j) / sqrt(sum(P_i^2) sum(P_j^2)), reaches this value (connected groups); with fitBackground "
+        "also when this fraction of one object's PSF flux falls on the other's stamp.",
         default=1e-3,
         check=lambda v: 0 < v < 1,
     )

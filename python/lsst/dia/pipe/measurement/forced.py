@@ -8,7 +8,8 @@ stamp, ``D`` the data and ``V`` the variance over the usable pixels of the stamp
 the variance plane contains the source's own photon noise).
 
 Objects whose PSF stamps overlap enough (normalised overlap ``ΣP_iP_j / sqrt(ΣP_i² ΣP_j²)`` at least
-``config.blendCoupling``) are linked; each connected group is fitted simultaneously with the same unweighted
+``config.blendCoupling``; with a background fit also when that fraction of one's PSF flux falls on the other's
+stamp) are linked; each connected group is fitted simultaneously with the same unweighted
 least squares over the union of the group's stamps: ``M F = b`` with ``M_ij = ΣP_iP_j``, ``b_i = ΣP_iD``, and
 covariance ``M⁻¹ C M⁻¹`` with ``C_ij = ΣP_iP_jV``. With ``config.fitBackground`` a constant background joins
 each group (one per isolated object). All groups of one size are solved in one batched call.
@@ -116,6 +117,63 @@ def _candidate_pairs(
     dy = cy[j] - cy[i]
     keep = coupling_table[dy + k - 1, dx + k - 1] >= min_coupling
     return i[keep], j[keep], dx[keep], dy[keep]
+
+
+def _link_pairs(
+    sampler: PsfStampSampler,
+    stamps: Stamps,
+    good: np.ndarray,
+    psf: np.ndarray,
+    psf_good: np.ndarray,
+    no_good: np.ndarray,
+    pp: np.ndarray,
+    config: ForcedPhotometryConfig,
+) -> tuple[_Pairs, np.ndarray]:
+    """Pairs coupled at least ``config.blendCoupling``, and their ``ΣP_iP_j``.
+
+    The coupling is the normalised PSF overlap; with a background term also the fraction of either object's
+    PSF flux that falls on the other's stamp (that light would otherwise bias the background).
+    """
+    k = stamps.size
+    table = sampler.overlap_table(k)
+    if config.fitBackground:
+        table = np.maximum(table, sampler.spill_table(k))
+    pi, pj, dx, dy = _candidate_pairs(stamps.cx, stamps.cy, table, 0.5 * config.blendCoupling)
+    pj_on_i = _shifted(psf, pj, dx, dy)
+    pair_pp = _dot(psf_good[pi], pj_on_i)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        coupling = pair_pp / np.sqrt(pp[pi] * pp[pj])
+    if config.fitBackground:
+        spill_ji = _dot(good[pi], pj_on_i)  # flux fraction of j on stamp i
+        spill_ij = _dot(psf_good[pi], _overlap_rect(k, dx, dy))  # of i on stamp j
+        coupling = np.maximum(coupling, np.maximum(spill_ji, spill_ij))
+    linked = (coupling >= config.blendCoupling) & ~no_good[pi] & ~no_good[pj]
+    return _Pairs(pi[linked], pj[linked], dx[linked], dy[linked], pj_on_i[linked]), pair_pp[linked]
+
+
+def _chi2(
+    model: np.ndarray,
+    psf: np.ndarray,
+    flux: np.ndarray,
+    pairs: _Pairs,
+    group: np.ndarray,
+    data: np.ndarray,
+    var: np.ndarray,
+    good: np.ndarray,
+) -> np.ndarray:
+    """chi² over each object's own stamp, adding the light of jointly fitted neighbours to ``model``.
+
+    ``model`` holds each object's own model (and background) on entry; ``model`` and ``var`` are overwritten.
+    """
+    joint = group[pairs.i] == group[pairs.j]
+    if np.any(joint):
+        ji, jj = pairs.i[joint], pairs.j[joint]
+        pi_on_j = _shifted(psf, ji, -pairs.dx[joint], -pairs.dy[joint])
+        _scatter_add(model, ji, pairs.pj_on_i[joint] * flux[jj].astype(np.float32)[:, None, None])
+        _scatter_add(model, jj, pi_on_j * flux[ji].astype(np.float32)[:, None, None])
+    model -= data
+    model *= model
+    return _dot(model, np.divide(np.float32(1), var, out=var, where=good))
 
 
 @dataclasses.dataclass
@@ -288,41 +346,22 @@ def forced_psf_photometry(
     psf = sampler.render(xo, yo, cx, cy, k)
     psf_good = psf * good
     psf_var = psf_good * var
-    pp = _dot(psf_good, psf)
-    no_good = pp <= 0
-    m = len(idx)
-
-    # Pairs whose PSFs overlap enough are linked into blend groups.
-    # With a background term a neighbour also couples through the light it spills onto the stamp.
-    table_k = np.maximum(sampler.overlap_table(k), sampler.spill_table(k)) if config.fitBackground else (
-        sampler.overlap_table(k)
-    )
-    pi, pj, dx, dy = _candidate_pairs(cx, cy, table_k, 0.5 * config.blendCoupling)
-    pj_on_i = _shifted(psf, pj, dx, dy)
-    pair_pp = _dot(psf_good[pi], pj_on_i)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        coupling = pair_pp / np.sqrt(pp[pi] * pp[pj])
-    if config.fitBackground:
-        spill_ji = _dot(good[pi], pj_on_i)  # flux fraction of j on stamp i
-        spill_ij = _dot(psf_good[pi], _overlap_rect(k, dx, dy))  # of i on stamp j
-        coupling = np.maximum(coupling, np.maximum(spill_ji, spill_ij))
-    linked = (coupling >= config.blendCoupling) & ~no_good[pi] & ~no_good[pj]
-    pairs = _Pairs(pi[linked], pj[linked], dx[linked], dy[linked], pj_on_i[linked])
-    pair_pp = pair_pp[linked]
-    pair_ppv = _dot(psf_var[pairs.i], pairs.pj_on_i)
-    _, group = connected_components(
-        coo_matrix((np.ones(len(pairs.i)), (pairs.i, pairs.j)), shape=(m, m)), directed=False
-    )
-    fallback = np.bincount(group)[group] > config.maxBlendSize
-    group = np.where(fallback, m + np.arange(m), group)  # oversized groups are split into singletons
-
     sums = _Sums(
-        pp=pp,
+        pp=_dot(psf_good, psf),
         pd=_dot(psf_good, data),
         ppv=_dot(psf_var, psf),
         p=psf_good.sum(axis=(1, 2)).astype(float),
         pv=psf_var.sum(axis=(1, 2)).astype(float),
     )
+    no_good = sums.pp <= 0
+    pairs, pair_pp = _link_pairs(sampler, stamps, good, psf, psf_good, no_good, sums.pp, config)
+    pair_ppv = _dot(psf_var[pairs.i], pairs.pj_on_i)
+    m = len(idx)
+    _, group = connected_components(
+        coo_matrix((np.ones(len(pairs.i)), (pairs.i, pairs.j)), shape=(m, m)), directed=False
+    )
+    fallback = np.bincount(group)[group] > config.maxBlendSize
+    group = np.where(fallback, m + np.arange(m), group)  # oversized groups are split into singletons
 
     def solve(group: np.ndarray) -> tuple[np.ndarray, ...]:
         if config.fitBackground:
@@ -334,24 +373,14 @@ def forced_psf_photometry(
         # Objects (nearly) on top of each other: fit them one by one and flag them.
         fallback |= degenerate
         group = np.where(degenerate, m + np.arange(m), group)
-        flux2, flux_err2, bkg2, bkg_err2, _ = solve(group)
-        flux[degenerate], flux_err[degenerate] = flux2[degenerate], flux_err2[degenerate]
-        bkg[degenerate], bkg_err[degenerate] = bkg2[degenerate], bkg_err2[degenerate]
+        single = solve(group)
+        for values, refit in zip((flux, flux_err, bkg, bkg_err), single):
+            values[degenerate] = refit[degenerate]
 
-    # chi² over each object's own stamp, with the jointly fitted neighbours in the model.
     model = psf * np.nan_to_num(flux).astype(np.float32)[:, None, None]
-    joint = group[pairs.i] == group[pairs.j]
-    if np.any(joint):
-        ji, jj = pairs.i[joint], pairs.j[joint]
-        pi_on_j = _shifted(psf, ji, -pairs.dx[joint], -pairs.dy[joint])
-        _scatter_add(model, ji, pairs.pj_on_i[joint] * flux[jj].astype(np.float32)[:, None, None])
-        _scatter_add(model, jj, pi_on_j * flux[ji].astype(np.float32)[:, None, None])
     if config.fitBackground:
         model += np.nan_to_num(bkg).astype(np.float32)[:, None, None]
-    model -= data
-    model *= model
-    inv_var = np.divide(np.float32(1), var, out=var, where=good)  # var is not needed after this
-    chi2 = _dot(model, inv_var)
+    chi2 = _chi2(model, psf, flux, pairs, group, data, var, good)
     chi2[no_good] = np.nan
 
     blend_size = np.bincount(group)[group]
