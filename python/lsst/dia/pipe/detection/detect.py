@@ -88,7 +88,9 @@ def _peak_rows(fp: Footprints, polarity: int) -> dict[str, np.ndarray]:
 
 def _empty_footprints(shape: tuple[int, int]) -> Footprints:
     none = np.zeros(0, np.int64)
-    return Footprints(np.zeros(shape, np.int32), none, none, np.zeros(0, np.float32), none, np.zeros((0, 4), np.int64))
+    return Footprints(
+        np.zeros(shape, np.int32), none, none, np.zeros(0, np.float32), none, np.zeros((0, 4), np.int64)
+    )
 
 
 def detect_sources(
@@ -161,7 +163,8 @@ def detect_sources(
     )
     pair_pos, pair_neg = pair_dipoles(pos, neg, config.dipoleMergeDistance)
 
-    rows = {k: np.concatenate([a, b]) for (k, a), b in zip(_peak_rows(pos, 1).items(), _peak_rows(neg, -1).values())}
+    pos_rows, neg_rows = _peak_rows(pos, 1), _peak_rows(neg, -1)
+    rows = {name: np.concatenate([pos_rows[name], neg_rows[name]]) for name in pos_rows}
     n = pos.count + neg.count
     partner = np.full(n, -1, np.int64)
     partner[pair_pos] = pair_neg + pos.count

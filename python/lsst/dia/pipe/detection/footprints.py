@@ -87,7 +87,8 @@ def find_footprints(significance: np.ndarray, above: np.ndarray, n_grow: int, si
     labels = labels.astype(np.int32, copy=False)
     flat = grown  # sorted flat indices of all footprint pixels
     lab = labels.flat[flat]
-    value = sign * significance.flat[flat]
+    # The peak is sought among the above-threshold pixels only (grown pixels may be masked ones).
+    value = np.where(above.flat[flat], sign * significance.flat[flat], -np.inf)
     order = np.lexsort((-value, lab))
     lab_sorted = lab[order]
     starts = np.flatnonzero(np.diff(lab_sorted, prepend=0) != 0)  # labels start at 1

@@ -148,9 +148,9 @@ def fit_dipoles(
     cov = np.full((n, 6, 6), np.nan)
     ok = np.isfinite(hess).all(axis=(1, 2)) & (np.linalg.det(np.nan_to_num(hess)) > 0)
     cov[ok] = np.linalg.inv(hess[ok])
-    on_stamp = (
-        (np.abs(p[:, 1] - cx) <= h) & (np.abs(p[:, 2] - cy) <= h) & (np.abs(p[:, 4] - cx) <= h) & (np.abs(p[:, 5] - cy) <= h)
-    )
+    on_stamp = (np.abs(p[:, [1, 4]] - cx[:, None]) <= h).all(axis=1) & (
+        np.abs(p[:, [2, 5]] - cy[:, None]) <= h
+    ).all(axis=1)
     success = ok & np.isfinite(p).all(axis=1) & on_stamp & (np.diagonal(cov, axis1=1, axis2=2) > 0).all(axis=1)
     cov[~success] = np.nan
     return DipoleResult(params=p, cov=cov, chi2=chi2, ndata=good.sum(axis=(1, 2)), success=success)

@@ -366,7 +366,9 @@ def forced_psf_photometry(
     def solve(group: np.ndarray) -> tuple[np.ndarray, ...]:
         if config.fitBackground:
             sums.n_union, sums.d_union, sums.v_union = _union_sums(stamps, good, group, pairs)
-        return _solve_groups(group, sums, pairs, pair_pp, pair_ppv, config.fitBackground, config.blendMinEigenvalue)
+        return _solve_groups(
+            group, sums, pairs, pair_pp, pair_ppv, config.fitBackground, config.blendMinEigenvalue
+        )
 
     flux, flux_err, bkg, bkg_err, degenerate = solve(group)
     if degenerate.any():

@@ -119,7 +119,14 @@ def measure_dia_sources(
 
     # Centroids: PSF fit from the strongest peak; fitted dipoles use the lobe midpoint.
     cen = fit_psf_centroids(
-        difference, px[primary], py[primary], sampler, fit_size, bad, config.centroidMaxIter, config.centroidMaxShift
+        difference,
+        px[primary],
+        py[primary],
+        sampler,
+        fit_size,
+        bad,
+        max_iter=config.centroidMaxIter,
+        max_shift=config.centroidMaxShift,
     )
     x, y = cen.x.copy(), cen.y.copy()
     x_err, y_err, xy_cov = cen.x_err.copy(), cen.y_err.copy(), cen.xy_cov.copy()
@@ -128,7 +135,9 @@ def measure_dia_sources(
     didx = np.flatnonzero(dipole) if config.doDipoleFit else np.zeros(0, np.int64)
     if didx.size:
         pos, neg = src[didx], partner[didx]
-        fit = fit_dipoles(difference, px[pos], py[pos], px[neg], py[neg], sampler, fit_size, bad, config.dipoleMaxIter)
+        fit = fit_dipoles(
+            difference, px[pos], py[pos], px[neg], py[neg], sampler, fit_size, bad, max_iter=config.dipoleMaxIter
+        )
         p, cov = fit.params, fit.cov
         ok = fit.success
         mid_x = 0.5 * (p[:, 1] + p[:, 4])
@@ -198,7 +207,9 @@ def measure_dia_sources(
     stamps = cut_stamps(difference, cx, cy, size)
     usable = usable_pixels(stamps, bad)
     weights = aperture_weights(dx, dy, size, config.apertureRadius, config.apertureSubsample)
-    ap, ap_err, incomplete, truncated = aperture_flux(stamps.image, stamps.variance, usable, stamps.inside, weights)
+    ap, ap_err, incomplete, truncated = aperture_flux(
+        stamps.image, stamps.variance, usable, stamps.inside, weights
+    )
     table["apFlux"][:] = ap
     table["apFluxErr"][:] = ap_err
     table["apFlux_flag"][:] = incomplete | truncated
@@ -239,14 +250,15 @@ def measure_dia_sources(
     # Detection properties, footprint box and pixel flags.
     table["snr"][:] = np.abs(sig[primary])
     table["isNegative"][:] = sig[primary] < 0
-    bbox = np.column_stack([np.asarray(peaks[c]) for c in ("bbox_x_min", "bbox_y_min", "bbox_x_max", "bbox_y_max")])
+    bbox = np.column_stack(
+        [np.asarray(peaks[c]) for c in ("bbox_x_min", "bbox_y_min", "bbox_x_max", "bbox_y_max")]
+    )
     box = bbox[src].copy()
     box[:, :2] = np.minimum(box[:, :2], bbox[other, :2])
     box[:, 2:] = np.maximum(box[:, 2:], bbox[other, 2:])
     table["bboxSize"][:] = np.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]) + 1
-    table["shape_flag_not_contained"][:] = (x < box[:, 0] - 0.5) | (x > box[:, 2] + 0.5) | (y < box[:, 1] - 0.5) | (
-        y > box[:, 3] + 0.5
-    )
+    inside_box = (x >= box[:, 0] - 0.5) & (x <= box[:, 2] + 0.5) & (y >= box[:, 1] - 0.5) & (y <= box[:, 3] + 0.5)
+    table["shape_flag_not_contained"][:] = ~inside_box
     fid = np.asarray(peaks["footprint_id"])
     pos_bits = _footprint_bits(detections.positive_labels, difference.mask)
     neg_bits = _footprint_bits(detections.negative_labels, difference.mask)

@@ -167,7 +167,8 @@ class PsfStampSampler:
         # Blocks of sources keep the complex temporaries small; the loop runs n / _BLOCK times.
         for lo in range(0, n, _BLOCK):
             block = slice(lo, min(lo + _BLOCK, n))
-            for out, stamp in zip(outputs, self._render_block(x[block], y[block], cx[block], cy[block], size, gradients)):
+            stamps = self._render_block(x[block], y[block], cx[block], cy[block], size, gradients)
+            for out, stamp in zip(outputs, stamps):
                 out[block] = stamp
         return tuple(outputs) if gradients else outputs[0]
 

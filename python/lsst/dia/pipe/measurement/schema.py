@@ -29,7 +29,8 @@ class Column:
 
 
 def _pixel_flag_columns() -> list[Column]:
-    return [Column(name, "bool", None, f"SDM {name}: see lsst.dia.pipe.measurement.pixel_flags.") for name in PIXEL_FLAG_COLUMNS]
+    doc = "SDM pixel flag, from the mask bits in lsst.dia.pipe.measurement.pixel_flags.PIXEL_FLAG_BITS."
+    return [Column(name, "bool", None, doc) for name in PIXEL_FLAG_COLUMNS]
 
 
 _PSF_FIT = [
@@ -50,7 +51,7 @@ def forced_columns(fit_background: bool = False) -> list[Column]:
         Column("y", "float32", "pixel", "Forced position, array row.", sdm=False),
         *_PSF_FIT[:2],
         *[dataclasses.replace(c, sdm=False) for c in _PSF_FIT[2:]],
-        Column("blendSize", "int32", None, "Objects fitted simultaneously with this one, itself included.", sdm=False),
+        Column("blendSize", "int32", None, "Objects fitted jointly with this one, itself included.", sdm=False),
     ]
     if fit_background:
         cols += [
@@ -104,7 +105,7 @@ def dia_source_columns() -> list[Column]:
         Column("ixxPSF", "float32", "arcsec**2", "Adaptive second moment of the PSF, east."),
         Column("iyyPSF", "float32", "arcsec**2", "Adaptive second moment of the PSF, north."),
         Column("ixyPSF", "float32", "arcsec**2", "Adaptive second moment of the PSF, east-north."),
-        Column("shape_flag", "bool", None, "Adaptive moments failed (no convergence, no pixels, non-positive flux)."),
+        Column("shape_flag", "bool", None, "Adaptive moments failed (no convergence, no pixels, flux <= 0)."),
         Column("shape_flag_no_pixels", "bool", None, "No usable pixels for the moments."),
         Column("shape_flag_not_contained", "bool", None, "Centroid outside the footprint bounding box."),
         Column("isDipole", "bool", None, "Dipole fit passes the S/N and lobe flux-ratio cuts."),

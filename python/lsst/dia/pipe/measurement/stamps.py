@@ -50,7 +50,9 @@ class Stamps:
 
 def pixel_centres(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Nearest integer pixel of each position (pixel ``i`` covers ``[i - 0.5, i + 0.5)``)."""
-    return np.floor(np.asarray(x, float) + 0.5).astype(np.int64), np.floor(np.asarray(y, float) + 0.5).astype(np.int64)
+    cx = np.floor(np.asarray(x, float) + 0.5).astype(np.int64)
+    cy = np.floor(np.asarray(y, float) + 0.5).astype(np.int64)
+    return cx, cy
 
 
 def cut_stamps(exposure: Exposure, cx: np.ndarray, cy: np.ndarray, size: int) -> Stamps:

@@ -179,7 +179,8 @@ def test_columns_follow_the_sdm_schema():
     schema = yaml.safe_load((files("lsst.sdm.schemas") / "apdb.yaml").read_text())
     table = {t["name"]: t for t in schema["tables"]}["DiaForcedSource"]
     sdm = {c["name"]: c for c in table["columns"]}
-    result = forced_psf_photometry(_scene(64, [30.0], [30.0], [1000.0], seed=48), np.array([30.0]), np.array([30.0]))
+    exposure = _scene(64, [30.0], [30.0], [1000.0], seed=48)
+    result = forced_psf_photometry(exposure, np.array([30.0]), np.array([30.0]))
     for col in forced_columns(fit_background=True):
         if col.sdm:
             assert col.name in sdm
