@@ -10,7 +10,7 @@ Public API
   and ``config.forced``)
 - Building blocks, usable on their own: `PsfStampSampler`, `cut_stamps`, `fit_psf_centroids`, `fit_dipoles`,
   `aperture_weights`, `aperture_flux`, `adaptive_moments`, `pixel_flag_columns`, `render_point_sources`
-- Errors: `MissingWcsError`, `PositionShapeError`
+- Errors: `MissingWcsError`, `GridMismatchError`, `PositionShapeError`
 """
 
 from .aperture import aperture_flux, aperture_weights
@@ -18,7 +18,7 @@ from .centroid import CentroidResult, fit_psf_centroids
 from .config import ForcedPhotometryConfig, MeasurementConfig
 from .dipole import DipoleResult, fit_dipoles
 from .forced import PositionShapeError, forced_psf_photometry
-from .measure import MissingWcsError, measure_dia_sources
+from .measure import GridMismatchError, MissingWcsError, measure_dia_sources
 from .moments import AdaptiveMoments, adaptive_moments
 from .pixel_flags import PIXEL_FLAG_BITS, PIXEL_FLAG_COLUMNS, pixel_flag_columns
 from .psf_stamps import PsfStampSampler
@@ -32,6 +32,7 @@ __all__ = [
     "Column",
     "DipoleResult",
     "ForcedPhotometryConfig",
+    "GridMismatchError",
     "MeasurementConfig",
     "MissingWcsError",
     "PIXEL_FLAG_BITS",

@@ -20,7 +20,7 @@ from .schema import dia_source_columns, empty_table
 from .sky import local_jacobian, position_angle, to_sky_frame
 from .stamps import cut_stamps, pixel_centres, usable_pixels
 
-__all__ = ["measure_dia_sources", "MissingWcsError"]
+__all__ = ["measure_dia_sources", "MissingWcsError", "GridMismatchError"]
 
 
 class MissingWcsError(ValueError):
@@ -28,6 +28,16 @@ class MissingWcsError(ValueError):
 
     def __init__(self) -> None:
         super().__init__("measure_dia_sources needs difference.wcs to compute ra/dec; the exposure has none.")
+
+
+class GridMismatchError(ValueError):
+    """The science or template exposure is not on the difference image's pixel grid."""
+
+    def __init__(self, name: str, shape: tuple[int, int], expected: tuple[int, int]) -> None:
+        self.name = name
+        self.shape = shape
+        self.expected = expected
+        super().__init__(f"The {name} exposure has shape {shape}; it must share the difference grid {expected}.")
 
 
 def _footprint_bits(labels: np.ndarray, mask: np.ndarray) -> np.ndarray:
@@ -81,6 +91,8 @@ def measure_dia_sources(
     ------
     MissingWcsError
         If ``difference.wcs`` is `None`.
+    GridMismatchError
+        If ``science`` or ``template`` does not have the difference image's shape.
 
     Notes
     -----
@@ -95,6 +107,9 @@ def measure_dia_sources(
     config = config if config is not None else MeasurementConfig()
     if difference.wcs is None:
         raise MissingWcsError()
+    for name, other_exposure in (("science", science), ("template", template)):
+        if other_exposure is not None and other_exposure.shape != difference.shape:
+            raise GridMismatchError(name, other_exposure.shape, difference.shape)
     peaks = detections.peaks
     is_pos = np.asarray(peaks["polarity"]) > 0
     partner_all = np.asarray(peaks["dipole_partner"])

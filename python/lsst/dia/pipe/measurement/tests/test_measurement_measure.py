@@ -14,6 +14,7 @@ from lsst.dia.pipe.detection import DetectionConfig, detect_sources
 from lsst.dia.pipe.exposure import Exposure
 from lsst.dia.pipe.masks import MaskBit
 from lsst.dia.pipe.measurement import (
+    GridMismatchError,
     MeasurementConfig,
     MissingWcsError,
     aperture_weights,
@@ -232,9 +233,11 @@ def test_empty_detections_give_the_full_schema():
     assert table.colnames == [c.name for c in dia_source_columns()]
 
 
-def test_missing_wcs_is_an_error():
+def test_missing_wcs_or_mismatched_grids_are_errors():
     diff = _exposure(64, [32.0], [32.0], [5000.0], seed=76)
     detections = detect_sources(diff)
+    with pytest.raises(GridMismatchError):
+        measure_dia_sources(diff, _exposure(65, [], [], [], seed=77), None, detections)
     diff.wcs = None
     with pytest.raises(MissingWcsError):
         measure_dia_sources(diff, diff, None, detections, MeasurementConfig())
