@@ -81,7 +81,6 @@ def dia_source_columns() -> list[Column]:
         Column("isNegative", "bool", None, "Detection peak was negative."),
         Column("snr", "float32", None, "|Significance| of the detection peak."),
         *_PSF_FIT[:2],
-        Column("psfLnL", "float32", None, "ln likelihood of the PSF model (Gaussian noise)."),
         *_PSF_FIT[2:],
         Column("dipoleMeanFlux", "float32", "nJy", "Mean absolute flux of the two dipole lobes."),
         Column("dipoleMeanFluxErr", "float32", "nJy", "Uncertainty of dipoleMeanFlux."),
