@@ -18,6 +18,7 @@ from typing import Any
 from lsst.daf.butler import DimensionUniverse
 
 _RANGE = re.compile(r"^(-?\d+)\.\.(-?\d+)(?::(\d+))?$")
+_INTEGER = re.compile(r"^-?\d+$")
 _KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 
 
@@ -32,8 +33,8 @@ class IdSelection:
     Attributes
     ----------
     values : `dict` [`str`, `tuple`]
-        Values per key as given (range endpoints already expanded); integers for ranges, otherwise
-        strings until `build_query` converts them to the dimension's type.
+        Values per key (ranges expanded): integers where the text is an integer, else strings;
+        `build_query` converts them to the dimension's type.
     """
 
     values: Mapping[str, tuple[int | str, ...]]
@@ -43,7 +44,7 @@ class IdSelection:
 
 
 def parse_id_values(text: str) -> tuple[int | str, ...]:
-    """Parse ``1^2..5^7..11:2`` into ``(1, 2, 3, 4, 5, 7, 9, 11)``.
+    """Parse ``1^2..5^7..11:2`` into ``(1, 2, 3, 4, 5, 7, 9, 11)`` (``g^r`` into ``("g", "r")``).
 
     Raises
     ------
@@ -63,7 +64,7 @@ def parse_id_values(text: str) -> tuple[int | str, ...]:
         elif ".." in part:
             raise DataIdError(f"malformed range {part!r} (expected a..b or a..b:step with integers)")
         else:
-            result.append(part)
+            result.append(int(part) if _INTEGER.match(part) else part)
     return tuple(dict.fromkeys(result))
 
 

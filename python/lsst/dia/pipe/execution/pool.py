@@ -16,6 +16,7 @@ import logging
 import multiprocessing
 import os
 import signal
+import time
 import uuid
 from typing import Protocol
 
@@ -72,6 +73,10 @@ class WorkerPool:
     Workers are started at construction (they import the stack while the caller builds the quantum
     graph).  Entry-point scripts must protect their main code with ``if __name__ == "__main__":`` because
     spawned workers re-import the main module.
+
+    Every worker holds the reading end of a "lifeline" pipe whose writing end only this object holds:
+    closing it (`shutdown` with ``kill=True``, `restart`) or the death of the parent process makes every
+    worker exit at once, whatever it is doing.
     """
 
     def __init__(self, size: int, setup: WorkerSetup):
@@ -81,21 +86,29 @@ class WorkerPool:
         self._events = self._context.SimpleQueue()
         self._pids: set[int] = set()
         self._executor: concurrent.futures.ProcessPoolExecutor | None = None
+        self._lifeline = None
         self._start()
 
     def _start(self) -> None:
+        reader, self._lifeline = self._context.Pipe(duplex=False)
         self._executor = concurrent.futures.ProcessPoolExecutor(
             max_workers=self.size,
             mp_context=self._context,
             initializer=initialize_worker,
-            initargs=(self._setup, self._events),
+            initargs=(self._setup, self._events, reader),
         )
         # Workers are spawned on demand: one ping per worker starts them all now.
         self._pings = [self._executor.submit(ping_worker) for _ in range(self.size)]
+        reader.close()
 
     def wait_ready(self, timeout: float | None = None) -> None:
-        """Block until every worker has started and been initialised (imports done)."""
-        concurrent.futures.wait(self._pings, timeout=timeout)
+        """Block until every worker has been initialised (imports done), or ``timeout`` seconds."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while len(self._pids) < self.size and (deadline is None or time.monotonic() < deadline):
+            if any(ping.done() and ping.exception() is not None for ping in self._pings):
+                return  # a worker failed to start; the first quantum will report it
+            self.poll_started()
+            time.sleep(0.02)
 
     def submit(self, job: QuantumJob) -> concurrent.futures.Future[QuantumResult]:
         assert self._executor is not None, "pool is shut down"
@@ -118,11 +131,6 @@ class WorkerPool:
             pass
         self._pids.discard(pid)
 
-    def _kill_all(self) -> None:
-        self.poll_started()
-        for pid in list(self._pids):
-            self.kill(pid)
-
     def restart(self) -> None:
         self.shutdown(kill=True)
         self._start()
@@ -132,9 +140,10 @@ class WorkerPool:
             return
         if kill:
             self._executor.shutdown(wait=False, cancel_futures=True)
-            self._kill_all()
+            self._lifeline.close()  # every worker exits now
         else:
             self._executor.shutdown(wait=True)
+            self._lifeline.close()
         self._executor = None
         self._pids.clear()
 
@@ -151,7 +160,7 @@ class InlinePool:
     size = 1
 
     def __init__(self, setup: WorkerSetup):
-        initialize_worker(setup, None)
+        initialize_worker(setup, None, None)
 
     def submit(self, job: QuantumJob) -> concurrent.futures.Future[QuantumResult]:
         future: concurrent.futures.Future[QuantumResult] = concurrent.futures.Future()

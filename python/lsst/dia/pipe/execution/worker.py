@@ -31,6 +31,8 @@ import logging
 import os
 import pickle
 import signal
+import sys
+import threading
 import time
 import traceback
 import uuid
@@ -75,6 +77,18 @@ class LogSettings:
 _CONSOLE_MUTED = ("lsst.pipe.base.single_quantum_executor", "lsst.utils.packages")
 
 
+class _StderrHandler(logging.StreamHandler):
+    """A stream handler that always writes to the current ``sys.stderr`` (which may be replaced)."""
+
+    @property
+    def stream(self):
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, value) -> None:
+        pass
+
+
 class _ConsoleFilter(logging.Filter):
     """Drop records of `_CONSOLE_MUTED` loggers that no ``-L`` option names."""
 
@@ -96,7 +110,7 @@ def configure_logging(settings: LogSettings) -> None:
     formatter = logging.Formatter(LONG_LOG_FORMAT if settings.long_format else SHORT_LOG_FORMAT)
     handler = next((h for h in root.handlers if getattr(h, "_dia_pipe", False)), None)
     if handler is None:
-        handler = logging.StreamHandler()
+        handler = _StderrHandler()
         handler._dia_pipe = True  # type: ignore[attr-defined]
         root.addHandler(handler)
     named = {name for name, _ in settings.levels}
@@ -280,7 +294,16 @@ class _WorkerState:
     tasks: dict[str, tuple[TaskNode, dict[str, DatasetType]]] = {}
 
 
-def initialize_worker(setup: WorkerSetup, events: Any | None) -> None:
+def _exit_when_closed(lifeline: Any) -> None:
+    """Block until the parent closes (or loses) its end of the lifeline pipe, then end this process."""
+    try:
+        lifeline.recv()
+    except (EOFError, OSError):
+        pass
+    os._exit(0)
+
+
+def initialize_worker(setup: WorkerSetup, events: Any | None, lifeline: Any | None) -> None:
     """Initialise a worker process: logging, imports, butler config; announce readiness on ``events``.
 
     Parameters
@@ -289,11 +312,15 @@ def initialize_worker(setup: WorkerSetup, events: Any | None) -> None:
         Start-up information.
     events : `multiprocessing.SimpleQueue` or `None`
         Where to post ``("ready", pid)`` and ``("start", quantum_id, pid, time)`` events; `None` in-process.
+    lifeline : `multiprocessing.connection.Connection` or `None`
+        Reading end of a pipe: the worker exits as soon as the parent closes the other end (or dies).
     """
     if events is not None:
         # Ctrl-C is handled by the parent, which stops the workers itself.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         configure_logging(setup.log_settings)
+    if lifeline is not None:
+        threading.Thread(target=_exit_when_closed, args=(lifeline,), daemon=True, name="lifeline").start()
     for module in setup.preload:
         importlib.import_module(module)
     _WorkerState.runner = QuantumRunner(setup.repo, setup.universe)

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-__all__ = ["TOY_SPEC"]
+__all__ = ["TOY_SCALE_SPEC", "TOY_SPEC"]
 
 from lsst.dia.pipe.cli import CCD_KEYS, VISIT_KEYS, DriverSpec, main
 from lsst.dia.pipe.execution.tests.toy_tasks import make_toy_pipeline
@@ -17,6 +17,14 @@ TOY_SPEC = DriverSpec(
     id_keys=CCD_KEYS,
     select_keys=VISIT_KEYS,
     description="Scale toy values per visit and detector, then sum them per visit.",
+)
+
+#: The same with the per-detector task only (one quantum per data ID).
+TOY_SCALE_SPEC = DriverSpec(
+    name="toyScaleDriver.py",
+    pipeline=lambda: make_toy_pipeline(with_sum=False),
+    config_labels=("toyScale",),
+    id_keys=CCD_KEYS,
 )
 
 if __name__ == "__main__":
