@@ -238,15 +238,23 @@ def make_parser(spec: DriverSpec) -> argparse.ArgumentParser:
         ),
     )
     parser.add_argument("repo", metavar="REPO", help="butler repository root")
-    parser.add_argument("--rerun", metavar="[IN:]OUT", required=True, help="output rerun OUT (reading rerun IN)")
+    parser.add_argument(
+        "--rerun", metavar="[IN:]OUT", required=True, help="output rerun OUT (reading rerun IN)"
+    )
     parser.add_argument(
         "--input",
         metavar="COLL",
         action="append",
-        help=f"input collection(s), repeatable or comma-separated (default: {', '.join(spec.default_inputs)})",
+        help="input collection(s), repeatable or comma-separated "
+        f"(default: {', '.join(spec.default_inputs)})",
     )
     parser.add_argument(
-        "--id", dest="ids", nargs="*", action=_AppendGroupAction, metavar="KEY=VALUE", help="data IDs to process"
+        "--id",
+        dest="ids",
+        nargs="*",
+        action=_AppendGroupAction,
+        metavar="KEY=VALUE",
+        help="data IDs to process",
     )
     if spec.select_keys:
         parser.add_argument(
@@ -258,39 +266,73 @@ def make_parser(spec: DriverSpec) -> argparse.ArgumentParser:
             help="restrict the inputs (e.g. visits) that contribute",
         )
     parser.add_argument(
-        "-C", "--configfile", dest="overrides", nargs="+", action=_OrderedOverrideAction, const="file",
-        metavar="FILE", help="config override file(s), applied in command-line order",
+        "-C",
+        "--configfile",
+        dest="overrides",
+        nargs="+",
+        action=_OrderedOverrideAction,
+        const="file",
+        metavar="FILE",
+        help="config override file(s), applied in command-line order",
     )
     parser.add_argument(
-        "-c", "--config", dest="overrides", nargs="+", action=_OrderedOverrideAction, const="value",
-        metavar="NAME=VALUE", help="config override(s); NAME may start with a task label",
+        "-c",
+        "--config",
+        dest="overrides",
+        nargs="+",
+        action=_OrderedOverrideAction,
+        const="value",
+        metavar="NAME=VALUE",
+        help="config override(s); NAME may start with a task label",
     )
     parser.add_argument(
-        "--show", nargs="+", action="extend", default=[], metavar="ITEM",
+        "--show",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="ITEM",
         help="print config[=GLOB], data, tasks or pipeline, then exit unless 'run' is also given",
     )
     parser.add_argument(
-        "-L", "--loglevel", nargs="+", action="extend", default=[], metavar="[COMP=]LEVEL",
+        "-L",
+        "--loglevel",
+        nargs="+",
+        action="extend",
+        default=[],
+        metavar="[COMP=]LEVEL",
         help=f"logging level, globally or for a logger ({', '.join(LOG_LEVELS)})",
     )
     parser.add_argument("--longlog", action="store_true", help="long log line format")
     parser.add_argument("--doraise", action="store_true", help="stop and raise at the first failure")
     parser.add_argument("--profile", metavar="FILE", help="write a cProfile of the run to FILE")
-    parser.add_argument("--clobber-output", action="store_true", help="redo data IDs already done in the rerun")
     parser.add_argument(
-        "--clobber-config", action="store_true", help="accept a config different from the one stored in the rerun"
+        "--clobber-output", action="store_true", help="redo data IDs already done in the rerun"
     )
     parser.add_argument(
-        "--cores", "-j", "--processes", dest="cores", type=_positive_int, metavar="N",
+        "--clobber-config",
+        action="store_true",
+        help="accept a config different from the one stored in the rerun",
+    )
+    parser.add_argument(
+        "--cores",
+        "-j",
+        "--processes",
+        dest="cores",
+        type=_positive_int,
+        metavar="N",
         help="number of local worker processes (default 1)",
     )
-    parser.add_argument("--timeout", type=_positive_float, metavar="SEC", help="time limit per data ID (local)")
+    parser.add_argument(
+        "--timeout", type=_positive_float, metavar="SEC", help="time limit per data ID (local)"
+    )
     batch = parser.add_argument_group("batch submission (ctrl_pool options; bps + Parsl)")
     batch.add_argument("--batch-type", choices=("none", *BATCH_TYPES), default="none", help="batch system")
     batch.add_argument("--nodes", type=_positive_int, metavar="N", help="nodes per batch job")
     batch.add_argument("--procs", type=_positive_int, metavar="N", help="processes (cores) per node")
     batch.add_argument("--time", type=_positive_float, metavar="SEC", help="expected seconds per data ID")
-    batch.add_argument("--walltime", type=parse_walltime, metavar="T", help="job time limit: seconds or HH:MM:SS")
+    batch.add_argument(
+        "--walltime", type=parse_walltime, metavar="T", help="job time limit: seconds or HH:MM:SS"
+    )
     batch.add_argument("--queue", help="queue (PBS) or partition (Slurm)")
     batch.add_argument("--job", help="batch job name")
     batch.add_argument("--batch-output", metavar="DIR", help="directory for submission files and logs")
@@ -317,7 +359,9 @@ def _parse_show(items: Sequence[str]) -> ShowRequest:
     for item in items:
         name, sep, pattern = item.partition("=")
         if name not in _SHOW_CHOICES or (sep and name != "config"):
-            raise ValueError(f"--show: invalid item {item!r} (choose from config[=GLOB], data, tasks, pipeline, run)")
+            raise ValueError(
+                f"--show: invalid item {item!r} (choose from config[=GLOB], data, tasks, pipeline, run)"
+            )
         if name == "config":
             globs = (globs or []) + [pattern if sep else "*"]
         else:
@@ -345,7 +389,9 @@ def _batch_options(ns: argparse.Namespace) -> BatchOptions | None:
     if ns.cores is not None:
         raise ValueError(f"--cores is for local runs; with --batch-type {ns.batch_type} use --nodes/--procs")
     if ns.timeout is not None:
-        raise ValueError(f"--timeout is for local runs; with --batch-type {ns.batch_type} use --time or --walltime")
+        raise ValueError(
+            f"--timeout is for local runs; with --batch-type {ns.batch_type} use --time or --walltime"
+        )
     if ns.time is not None and ns.walltime is not None:
         raise ValueError("give either --time (per data ID) or --walltime (per job), not both")
     if ns.batch_type == "smp":
@@ -394,7 +440,8 @@ def parse_arguments(spec: DriverSpec, argv: Sequence[str] | None = None) -> Driv
         input_rerun, output = _parse_rerun(ns.rerun)
         ids = tuple(parse_id_tokens(tokens, spec.id_keys, "--id") for tokens in (ns.ids or []))
         select_ids = tuple(
-            parse_id_tokens(tokens, spec.select_keys, "--selectId") for tokens in (getattr(ns, "select_ids", None) or [])
+            parse_id_tokens(tokens, spec.select_keys, "--selectId")
+            for tokens in (getattr(ns, "select_ids", None) or [])
         )
         inputs = tuple(c.strip() for item in (ns.input or []) for c in item.split(",") if c.strip())
         show = _parse_show(ns.show)

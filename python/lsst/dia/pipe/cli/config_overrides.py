@@ -7,7 +7,13 @@ of `DriverSpec.config_labels`), and ``config.<label>.field`` a field of another 
 
 from __future__ import annotations
 
-__all__ = ["ConfigOverride", "ConfigOverrideError", "DriverConfigView", "apply_overrides", "configure_pipeline"]
+__all__ = [
+    "ConfigOverride",
+    "ConfigOverrideError",
+    "DriverConfigView",
+    "apply_overrides",
+    "configure_pipeline",
+]
 
 import dataclasses
 import os
@@ -80,7 +86,9 @@ class DriverConfigView:
         setattr(self._configs[self._main], name, value)
 
 
-def _split_target(name: str, main: str, labels: Sequence[str], configs: Mapping[str, Config]) -> tuple[str, str]:
+def _split_target(
+    name: str, main: str, labels: Sequence[str], configs: Mapping[str, Config]
+) -> tuple[str, str]:
     """Return (label, field) for a ``-c`` name, routing ``<label>.field`` to that task."""
     head, dot, rest = name.partition(".")
     if dot and head in labels and (head == main or not hasattr(configs[main], head)):
@@ -88,7 +96,9 @@ def _split_target(name: str, main: str, labels: Sequence[str], configs: Mapping[
     return main, name
 
 
-def apply_overrides(configs: dict[str, Config], overrides: Sequence[ConfigOverride], labels: Sequence[str]) -> None:
+def apply_overrides(
+    configs: dict[str, Config], overrides: Sequence[ConfigOverride], labels: Sequence[str]
+) -> None:
     """Apply ``overrides`` in order to ``configs`` (modified in place).
 
     Parameters
@@ -164,7 +174,9 @@ def configure_pipeline(
     base = pipeline.to_graph()
     missing = [label for label in labels if label not in base.tasks]
     if missing:
-        raise ConfigOverrideError("driver", f"task label(s) {missing} not in the pipeline ({', '.join(base.tasks)})")
+        raise ConfigOverrideError(
+            "driver", f"task label(s) {missing} not in the pipeline ({', '.join(base.tasks)})"
+        )
     configs = {label: node.config.copy() for label, node in base.tasks.items()}
     apply_overrides(configs, overrides, labels)
     if extra is not None:

@@ -15,6 +15,7 @@ from ..execution import (
     ExecutionSummary,
     RunRequest,
     RunRequestError,
+    WorkerStartupError,
     configure_logging,
     execute_plan,
     open_repository,
@@ -45,12 +46,16 @@ def _build_request(spec: DriverSpec, args: DriverArguments, butler: Butler) -> R
     namespace = args.namespace
     extra = None
     if spec.apply_arguments is not None:
+
         def extra(configs):  # noqa: E306 - tiny adapter
             spec.apply_arguments(namespace, configs)
+
     pipeline_graph = configure_pipeline(load_pipeline(spec), args.overrides, spec.config_labels, extra)
     where, bind = build_query(args.ids, spec.id_keys, butler.dimensions, prefix="id")
     if args.select_ids:
-        select_where, select_bind = build_query(args.select_ids, spec.select_keys, butler.dimensions, prefix="sel")
+        select_where, select_bind = build_query(
+            args.select_ids, spec.select_keys, butler.dimensions, prefix="sel"
+        )
         if select_where:
             where = f"({where}) AND ({select_where})" if where else select_where
             bind = {**bind, **select_bind}
@@ -103,7 +108,10 @@ def _execute(spec: DriverSpec, args: DriverArguments) -> int:
             if done:
                 _LOG.warning(
                     "Nothing to do: the %d data IDs selected by %s are already done in %s "
-                    "(use --clobber-output to redo them).", done, request.selection, plan.rerun.chain
+                    "(use --clobber-output to redo them).",
+                    done,
+                    request.selection,
+                    plan.rerun.chain,
                 )
             else:
                 _LOG.warning("No data matched %s in %s.", request.selection, ", ".join(plan.search_path))
@@ -150,7 +158,8 @@ def run_driver(spec: DriverSpec, argv: Sequence[str] | None = None) -> int:
         The number of data IDs (quanta) that failed, or were blocked by a failed upstream quantum, capped
         at 255; 0 when all succeeded or nothing matched; 2 for a usage error (reported before anything is
         written: bad argument, missing repository or collection, malformed ``--id``, unknown config
-        field, config differing from the rerun's without ``--clobber-config``...); 130 after Ctrl-C.
+        field, config differing from the rerun's without ``--clobber-config``...); 130 after Ctrl-C;
+        1 when worker processes die before running anything (`WorkerStartupError`).
 
     Raises
     ------
@@ -175,6 +184,9 @@ def run_driver(spec: DriverSpec, argv: Sequence[str] | None = None) -> int:
     except (RunRequestError, ConfigOverrideError, DataIdError) as exc:
         print(f"{spec.name}: error: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except WorkerStartupError as exc:
+        print(f"{spec.name}: error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print(f"{spec.name}: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED

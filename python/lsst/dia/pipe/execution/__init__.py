@@ -13,6 +13,7 @@ from .errors import (
     MissingRepositoryError,
     QuantumExecutionError,
     RunRequestError,
+    WorkerStartupError,
 )
 from .graph_executor import PersistentWorkerExecutor
 from .pool import InlinePool, JobPool, WorkerPool
@@ -44,6 +45,7 @@ __all__ = [
     "RunRequest",
     "RunRequestError",
     "WorkerPool",
+    "WorkerStartupError",
     "configure_logging",
     "execute_plan",
     "format_data_id",

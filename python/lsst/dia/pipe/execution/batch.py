@@ -251,7 +251,9 @@ def render_scheduler_script(bps_file: str, script_dir: str) -> tuple[str, str]:
 
     provider.script_dir = script_dir
     provider.execute_wait = fake_execute_wait  # type: ignore[method-assign]
-    provider.submit("process_worker_pool.py ... # Parsl worker pool, started by the job", 1, config["uniqProcName"])
+    provider.submit(
+        "process_worker_pool.py ... # Parsl worker pool, started by the job", 1, config["uniqProcName"]
+    )
     script_path = captured[0].split()[-1]
     with open(script_path) as stream:
         script = stream.read()

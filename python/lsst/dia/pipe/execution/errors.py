@@ -13,6 +13,7 @@ __all__ = [
     "MissingRepositoryError",
     "QuantumExecutionError",
     "RunRequestError",
+    "WorkerStartupError",
 ]
 
 from collections.abc import Sequence
@@ -78,3 +79,14 @@ class BatchSubmissionError(RuntimeError):
         self.command = list(command)
         self.returncode = returncode
         self.log_path = log_path
+
+
+class WorkerStartupError(RuntimeError):
+    """Worker processes keep dying before running any quantum (e.g. a task module fails to import)."""
+
+    def __init__(self, attempts: int):
+        super().__init__(
+            f"worker processes died {attempts} times in a row before starting any quantum; "
+            "see the worker errors above (failing imports, missing environment?)"
+        )
+        self.attempts = attempts

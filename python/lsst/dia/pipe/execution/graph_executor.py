@@ -15,11 +15,10 @@ __all__ = ["PersistentWorkerExecutor"]
 
 import collections
 import concurrent.futures
-from concurrent.futures.process import BrokenProcessPool
 import logging
 import time
 import uuid
-from collections.abc import Callable
+from concurrent.futures.process import BrokenProcessPool
 
 import networkx
 from lsst.daf.butler import Butler, DatasetRef, Quantum, QuantumProvenanceData
@@ -28,7 +27,7 @@ from lsst.pipe.base.graph_walker import GraphWalker
 from lsst.pipe.base.quantum_graph import PredictedQuantumGraph
 from lsst.pipe.base.quantum_graph_executor import QuantumGraphExecutor
 
-from .errors import QuantumExecutionError
+from .errors import QuantumExecutionError, WorkerStartupError
 from .pool import JobPool
 from .progress import ExecutionSummary, ProgressReporter, QuantumOutcome, format_data_id
 from .worker import QuantumJob, QuantumResult, QuantumStatus, TaskPayload
@@ -37,6 +36,9 @@ _LOG = logging.getLogger(__name__)
 
 #: Seconds between checks of running quanta (time limits, start events) while waiting for results.
 POLL_INTERVAL = 0.2
+
+#: Consecutive pool failures without any quantum starting after which execution is abandoned.
+MAX_STERILE_RESTARTS = 3
 
 
 class _Registrar:
@@ -76,8 +78,8 @@ class PersistentWorkerExecutor(QuantumGraphExecutor):
     ----------
     butler : `lsst.daf.butler.Butler`
         Writeable butler of the output run (used only in this process, for registration).
-    pool_factory : callable
-        Returns the pool to use (called lazily, so a pre-started pool can be handed over).
+    pool : `JobPool`
+        The pool to run quanta on (shut down when the graph is done).
     timeout : `float` or `None`
         Per-quantum wall-clock limit in seconds (needs a `WorkerPool`).
     doraise : `bool`
@@ -87,30 +89,34 @@ class PersistentWorkerExecutor(QuantumGraphExecutor):
     def __init__(
         self,
         butler: Butler,
-        pool_factory: Callable[[], JobPool],
+        pool: JobPool,
         *,
         timeout: float | None = None,
         doraise: bool = False,
     ):
         self._butler = butler
-        self._pool_factory = pool_factory
+        self._pool = pool
         self._timeout = timeout
         self._doraise = doraise
         self.summary = ExecutionSummary()
         self.registered_refs: list[DatasetRef] = []
 
-    def execute(self, graph: QuantumGraph | PredictedQuantumGraph, *, provenance_graph_file: str | None = None) -> None:
+    def execute(
+        self, graph: QuantumGraph | PredictedQuantumGraph, *, provenance_graph_file: str | None = None
+    ) -> None:
         # Docstring inherited.
+        if provenance_graph_file is not None:
+            raise NotImplementedError("provenance graph files are not written by PersistentWorkerExecutor")
         if isinstance(graph, QuantumGraph):
             graph = PredictedQuantumGraph.from_old_quantum_graph(graph)
         graph.build_execution_quanta()
-        run = _GraphRun(graph.quantum_only_xgraph, graph, self._pool_factory(), self._timeout, self._doraise)
+        run = _GraphRun(graph, self._pool, self._timeout, self._doraise)
         registrar = _Registrar(self._butler)
         start = time.perf_counter()
         try:
             run.walk(registrar)
         finally:
-            run.pool.shutdown(kill=run.interrupted)
+            run.pool.shutdown(kill=True)
             registrar.flush()
             self.registered_refs = registrar.registered
             self.summary = run.reporter.summary
@@ -121,25 +127,19 @@ class PersistentWorkerExecutor(QuantumGraphExecutor):
 class _GraphRun:
     """State of one walk over a graph."""
 
-    def __init__(
-        self,
-        xgraph: networkx.DiGraph,
-        graph: PredictedQuantumGraph,
-        pool: JobPool,
-        timeout: float | None,
-        doraise: bool,
-    ):
-        self.xgraph = xgraph
+    def __init__(self, graph: PredictedQuantumGraph, pool: JobPool, timeout: float | None, doraise: bool):
+        self.xgraph: networkx.DiGraph = graph.quantum_only_xgraph
         self.pool = pool
         self.timeout = timeout
         self.doraise = doraise
-        self.reporter = ProgressReporter(len(xgraph))
-        self.interrupted = False
+        self.reporter = ProgressReporter(len(self.xgraph))
+        self.finished: set[uuid.UUID] = set()
         dataset_types = {node.name: node.dataset_type for node in graph.pipeline_graph.dataset_types.values()}
         self.payloads = {
-            label: TaskPayload.make(task_node, dataset_types) for label, task_node in graph.pipeline_graph.tasks.items()
+            label: TaskPayload.make(task_node, dataset_types)
+            for label, task_node in graph.pipeline_graph.tasks.items()
         }
-        self.walker = GraphWalker[uuid.UUID](xgraph.copy())
+        self.walker = GraphWalker[uuid.UUID](self.xgraph.copy())
         self.ready: collections.deque[uuid.UUID] = collections.deque()
         self.in_flight: dict[concurrent.futures.Future[QuantumResult], uuid.UUID] = {}
         self.started: dict[uuid.UUID, tuple[int, float]] = {}
@@ -147,6 +147,8 @@ class _GraphRun:
         self.retrying: uuid.UUID | None = None
         self.timed_out: dict[uuid.UUID, float] = {}
         self.first_failure: tuple[uuid.UUID, QuantumResult] | None = None
+        self.progressed = False
+        self.sterile_restarts = 0
 
     # -- helpers -----------------------------------------------------------------------------------------
     def _label(self, quantum_id: uuid.UUID) -> str:
@@ -164,8 +166,13 @@ class _GraphRun:
         job = QuantumJob(quantum_id, self.payloads[node["task_label"]], node["quantum"])
         self.in_flight[self.pool.submit(job)] = quantum_id
 
-    def _outcome(self, quantum_id: uuid.UUID, status: QuantumStatus, seconds: float = 0.0, reason: str = "") -> None:
-        self.reporter.report(QuantumOutcome(self._label(quantum_id), self._data_id(quantum_id), status, seconds, reason))
+    def _outcome(
+        self, quantum_id: uuid.UUID, status: QuantumStatus, seconds: float = 0.0, reason: str = ""
+    ) -> None:
+        self.finished.add(quantum_id)
+        self.reporter.report(
+            QuantumOutcome(self._label(quantum_id), self._data_id(quantum_id), status, seconds, reason)
+        )
 
     def _fail(self, quantum_id: uuid.UUID, seconds: float, reason: str) -> None:
         self._outcome(quantum_id, QuantumStatus.FAILED, seconds, reason)
@@ -179,12 +186,13 @@ class _GraphRun:
         try:
             self._walk(registrar)
         except KeyboardInterrupt:
-            self.interrupted = True
             self.pool.shutdown(kill=True)
-            pending = list(self.in_flight.values()) + list(self.suspects) + list(self.ready)
-            for quantum_id in pending:
+            pending = [quantum_id for quantum_id in self.xgraph if quantum_id not in self.finished]
+            for quantum_id in sorted(pending, key=self._sort_key):
                 self._outcome(quantum_id, QuantumStatus.INTERRUPTED, reason="interrupted by user")
-            _LOG.warning("Interrupted: %d quanta not finished; completed outputs are registered.", len(pending))
+            _LOG.warning(
+                "Interrupted: %d quanta not finished; completed outputs are registered.", len(pending)
+            )
             raise
         if self.first_failure is not None:
             quantum_id, result = self.first_failure
@@ -215,8 +223,11 @@ class _GraphRun:
             lost = []
             for future in done:
                 quantum_id = self.in_flight.pop(future)
-                if isinstance(future.exception(), BrokenProcessPool):
+                exc = future.exception()
+                if isinstance(exc, BrokenProcessPool):
                     lost.append(quantum_id)
+                elif exc is not None:  # e.g. the task's module does not import in the worker
+                    self._handle_result(quantum_id, QuantumResult.from_exception(quantum_id, exc), registrar)
                 else:
                     self._handle_result(quantum_id, future.result(), registrar)
             if lost:
@@ -225,6 +236,7 @@ class _GraphRun:
     def _poll_started(self) -> None:
         for event in self.pool.poll_started():
             self.started[event.quantum_id] = (event.pid, event.time)
+            self.progressed = True
 
     def _fill(self) -> None:
         """Submit work: a suspect alone after a crash, otherwise keep two jobs per worker queued."""
@@ -239,6 +251,7 @@ class _GraphRun:
             self._submit(self.ready.popleft())
 
     def _handle_result(self, quantum_id: uuid.UUID, result: QuantumResult, registrar: _Registrar) -> None:
+        self.progressed = True
         self.started.pop(quantum_id, None)
         if quantum_id == self.retrying:
             self.retrying = None
@@ -274,6 +287,11 @@ class _GraphRun:
         Quanta over their time limit fail; a quantum retried alone after an earlier crash and crashing
         again fails; quanta that had not started, or were running beside a quantum whose worker we killed,
         go back in line; quanta running when a worker died on its own become suspects, retried alone.
+
+        Raises
+        ------
+        WorkerStartupError
+            The pool broke `MAX_STERILE_RESTARTS` times in a row without any quantum starting.
         """
         self._poll_started()
         for future, quantum_id in list(self.in_flight.items()):
@@ -288,16 +306,25 @@ class _GraphRun:
             if quantum_id in self.timed_out:
                 limit = f"timed out after {self.timeout:g}s (worker killed)"
                 self._fail(quantum_id, self.timed_out[quantum_id], limit)
+            elif start is None:
+                (self.suspects if quantum_id == self.retrying else self.ready).appendleft(quantum_id)
             elif quantum_id == self.retrying:
-                elapsed = time.time() - start[1] if start else 0.0
+                elapsed = time.time() - start[1]
                 self._fail(quantum_id, elapsed, "worker process died while running this quantum alone")
-            elif start is None or deliberate:
+            elif deliberate:
                 self.ready.appendleft(quantum_id)
             else:
                 self.suspects.append(quantum_id)
+        self.sterile_restarts = 0 if self.progressed else self.sterile_restarts + 1
+        if self.sterile_restarts >= MAX_STERILE_RESTARTS:
+            raise WorkerStartupError(self.sterile_restarts)
+        self.progressed = False
         self.retrying = None
         self.timed_out.clear()
         self.started.clear()
         if self.suspects:
-            _LOG.warning("A worker died; retrying the %d quanta it may have been running one at a time.", len(self.suspects))
+            _LOG.warning(
+                "A worker died; retrying the %d quanta it may have been running one at a time.",
+                len(self.suspects),
+            )
         self.pool.restart()

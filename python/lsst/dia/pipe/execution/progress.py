@@ -6,7 +6,6 @@ __all__ = ["ExecutionSummary", "ProgressReporter", "QuantumOutcome", "format_dat
 
 import dataclasses
 import logging
-from collections import Counter
 from collections.abc import Mapping
 from typing import Any
 
@@ -33,7 +32,9 @@ def format_data_id(data_id: Mapping[str, Any] | Any) -> str:
         Data ID; only the required dimensions of a `DataCoordinate` are shown.
     """
     mapping = data_id.required if hasattr(data_id, "required") else data_id
-    keys = sorted((k for k in mapping if k not in _QUIET_DIMENSIONS), key=lambda k: (_DIMENSION_ORDER.get(k, 99), k))
+    keys = sorted(
+        (k for k in mapping if k not in _QUIET_DIMENSIONS), key=lambda k: (_DIMENSION_ORDER.get(k, 99), k)
+    )
     items = [f"{k}={mapping[k]}" for k in keys]
     return " ".join(items) if items else "{}"
 

@@ -24,7 +24,8 @@ import os
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 
-from lsst.daf.butler import Butler, CollectionType, DatasetRef, MissingCollectionError as _ButlerMissing
+from lsst.daf.butler import Butler, CollectionType, DatasetRef
+from lsst.daf.butler import MissingCollectionError as _ButlerMissing
 from lsst.pipe.base.pipeline_graph import PipelineGraph
 
 from .errors import MissingCollectionError, MissingRepositoryError, RunRequestError
@@ -101,7 +102,9 @@ def read_rerun(butler: Butler, chain: str) -> RerunState:
     except _ButlerMissing:
         return RerunState(chain)
     if info.type is not CollectionType.CHAINED:
-        raise RunRequestError(f"output collection {chain!r} exists but is a {info.type.name} collection, not CHAINED")
+        raise RunRequestError(
+            f"output collection {chain!r} exists but is a {info.type.name} collection, not CHAINED"
+        )
     children = tuple(info.children)
     own = tuple(c for c in children if c.startswith(chain + "/"))
     return RerunState(chain, children, own)
@@ -121,7 +124,9 @@ def new_run_name(butler: Butler, chain: str) -> str:
         name = f"{chain}/{stamp}-{suffix}"
 
 
-def config_differences(butler: Butler, state: RerunState, pipeline_graph: PipelineGraph) -> dict[str, list[str]]:
+def config_differences(
+    butler: Butler, state: RerunState, pipeline_graph: PipelineGraph
+) -> dict[str, list[str]]:
     """Compare task configs with the newest ones stored in the rerun.
 
     Parameters

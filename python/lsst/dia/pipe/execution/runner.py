@@ -8,7 +8,7 @@ import dataclasses
 import logging
 from collections import defaultdict
 
-from lsst.daf.butler import Butler, InvalidQueryError
+from lsst.daf.butler import Butler, DimensionUniverse, InvalidQueryError
 from lsst.pipe.base.all_dimensions_quantum_graph_builder import AllDimensionsQuantumGraphBuilder
 from lsst.pipe.base.quantum_graph import PredictedQuantumGraph, PredictedQuantumGraphComponents
 from lsst.pipe.base.separable_pipeline_executor import SeparablePipelineExecutor
@@ -151,7 +151,9 @@ def plan_run(request: RunRequest, butler: Butler | None = None) -> RunPlan:
         components = builder.finish(metadata=metadata, attach_datastore_records=True)
     except InvalidQueryError as exc:
         hint = " (add instrument=... or skymap=... to --id when the repository has several)"
-        raise RunRequestError(f"cannot select data with {request.selection or 'the query'}: {exc}{hint}") from exc
+        raise RunRequestError(
+            f"cannot select data with {request.selection or 'the query'}: {exc}{hint}"
+        ) from exc
     except (LookupError, ValueError, TypeError) as exc:
         raise RunRequestError(f"cannot select data with {request.selection or 'the query'}: {exc}") from exc
     graph = components.assemble()
@@ -166,8 +168,19 @@ def plan_run(request: RunRequest, butler: Butler | None = None) -> RunPlan:
     return RunPlan(request, rerun, output_run, search_path, components, graph, dict(skipped))
 
 
-def start_workers(request: RunRequest, universe, log_settings: LogSettings) -> JobPool:
+def start_workers(
+    request: RunRequest, universe: DimensionUniverse, log_settings: LogSettings | None = None
+) -> JobPool:
     """Start the worker pool for ``request`` (``--cores``), so its imports overlap graph building.
+
+    Parameters
+    ----------
+    request : `RunRequest`
+        The request (its pipeline gives the modules to preload; ``local`` the number of workers).
+    universe : `lsst.daf.butler.DimensionUniverse`
+        Dimension universe of the repository.
+    log_settings : `LogSettings`, optional
+        Logging configuration of the workers.
 
     Returns
     -------
@@ -175,13 +188,15 @@ def start_workers(request: RunRequest, universe, log_settings: LogSettings) -> J
         A `WorkerPool`, or an `InlinePool` when quanta run in the calling process.
     """
     preload = preload_modules([node.task_class_name for node in request.pipeline_graph.tasks.values()])
-    setup = WorkerSetup(request.repo, universe, log_settings, preload)
+    setup = WorkerSetup(request.repo, universe, log_settings or LogSettings(), preload)
     if request.local.in_process:
         return InlinePool(setup)
     return WorkerPool(request.local.cores, setup)
 
 
-def execute_plan(plan: RunPlan, pool: JobPool | None = None, log_settings: LogSettings = LogSettings()) -> ExecutionSummary:
+def execute_plan(
+    plan: RunPlan, pool: JobPool | None = None, log_settings: LogSettings | None = None
+) -> ExecutionSummary:
     """Execute a plan locally: create the output RUN and chain, pre-execute, run every quantum.
 
     Parameters
@@ -204,7 +219,9 @@ def execute_plan(plan: RunPlan, pool: JobPool | None = None, log_settings: LogSe
         A quantum failed and ``request.local.doraise`` is set.
     """
     request = plan.request
-    butler = open_repository(request.repo, writeable=True, run=plan.output_run, collections=list(plan.search_path))
+    butler = open_repository(
+        request.repo, writeable=True, run=plan.output_run, collections=list(plan.search_path)
+    )
     if pool is None:
         pool = start_workers(request, butler.dimensions, log_settings)
     try:
@@ -213,7 +230,7 @@ def execute_plan(plan: RunPlan, pool: JobPool | None = None, log_settings: LogSe
         executor.pre_execute_qgraph(plan.graph, register_dataset_types=True)
         define_output_chain(butler, plan.rerun, plan.output_run, request.input_collections)
         graph_executor = PersistentWorkerExecutor(
-            butler, lambda: pool, timeout=request.local.timeout, doraise=request.local.doraise
+            butler, pool, timeout=request.local.timeout, doraise=request.local.doraise
         )
         try:
             executor.run_pipeline(plan.graph, graph_executor=graph_executor)
@@ -230,7 +247,7 @@ def execute_plan(plan: RunPlan, pool: JobPool | None = None, log_settings: LogSe
     return summary
 
 
-def run_request(request: RunRequest, log_settings: LogSettings = LogSettings()) -> ExecutionSummary:
+def run_request(request: RunRequest, log_settings: LogSettings | None = None) -> ExecutionSummary:
     """Plan and execute ``request`` (locally, or in batch when ``request.batch`` is set).
 
     Returns

@@ -51,7 +51,9 @@ from lsst.pipe.base.pipeline_graph import TaskNode
 from lsst.pipe.base.single_quantum_executor import SingleQuantumExecutor
 
 #: Format of ``--longlog`` lines (as ``pipetask --long-log``).
-LONG_LOG_FORMAT = "%(levelname)s %(asctime)s %(name)s (%(processName)s)(%(filename)s:%(lineno)s) - %(message)s"
+LONG_LOG_FORMAT = (
+    "%(levelname)s %(asctime)s %(name)s (%(processName)s)(%(filename)s:%(lineno)s) - %(message)s"
+)
 SHORT_LOG_FORMAT = "%(name)s %(levelname)s: %(message)s"
 
 
@@ -222,6 +224,14 @@ class QuantumResult:
     traceback: str | None = None
     exception: BaseException | None = dataclasses.field(default=None, compare=False)
 
+    @classmethod
+    def from_exception(cls, quantum_id: uuid.UUID, exc: BaseException, seconds: float = 0.0) -> QuantumResult:
+        """Return the result of a quantum that failed with ``exc``."""
+        trace = "".join(traceback.format_exception(exc))
+        return cls(
+            quantum_id, QuantumStatus.FAILED, seconds, error=_one_line(exc), traceback=trace, exception=exc
+        )
+
     def __getstate__(self) -> dict[str, Any]:
         # The exception object may not pickle; its text travels in ``error`` and ``traceback``.
         state = dict(self.__dict__)
@@ -272,14 +282,7 @@ class QuantumRunner:
             outcome = executor.execute(task_node, quantum, quantum_id)
             provenance = qbb.extract_provenance_data()
         except Exception as exc:  # noqa: BLE001 - a task failure of any kind is reported, not raised
-            return QuantumResult(
-                quantum_id,
-                QuantumStatus.FAILED,
-                time.perf_counter() - start,
-                error=_one_line(exc),
-                traceback=traceback.format_exc(),
-                exception=exc,
-            )
+            return QuantumResult.from_exception(quantum_id, exc, time.perf_counter() - start)
         finally:
             qbb.close()
         status = QuantumStatus.NO_WORK if outcome.adjusted_no_work else QuantumStatus.DONE

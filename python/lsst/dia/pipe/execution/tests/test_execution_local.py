@@ -8,13 +8,14 @@ import re
 
 import pytest
 from lsst.daf.butler import Butler
-
 from lsst.dia.pipe.cli import run_driver
 from lsst.dia.pipe.cli.tests.toy_driver import TOY_SCALE_SPEC, TOY_SPEC
 from lsst.dia.pipe.execution import QuantumExecutionError, read_rerun
 from lsst.dia.pipe.execution.tests.toy_repo import TOY_INSTRUMENT, make_toy_repo
 
-PROGRESS = re.compile(r"^toy(Scale|Sum) visit=\d+( detector=\d+)? (done|failed|blocked) \d+\.\d\ds \[\d+/\d+\]")
+PROGRESS = re.compile(
+    r"^toy(Scale|Sum) visit=\d+( detector=\d+)? (done|failed|blocked) \d+\.\d\ds \[\d+/\d+\]"
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +35,9 @@ def _values(repo: str, rerun: str, dataset_type: str = "toy_scaled") -> dict[tup
     )
     result = {}
     for ref in refs:
-        key = (ref.dataId["visit"],) + ((ref.dataId["detector"],) if "detector" in ref.dataId.dimensions else ())
+        key = (ref.dataId["visit"],) + (
+            (ref.dataId["detector"],) if "detector" in ref.dataId.dimensions else ()
+        )
         result[key] = butler.get(ref)["value"]
     return result
 
@@ -53,7 +56,9 @@ def test_one_failing_data_id_gives_exit_status_1(repo, caplog, capsys):
     assert any(line.startswith("toyScale visit=2 detector=1 failed") and "[" in line for line in lines)
     out = capsys.readouterr().out
     assert re.search(r"toyScale\s+3\s+0\s+1\s+0", out)
-    assert "toyScale visit=2 detector=1: failed: ToyFailure: toy failure requested for visit=2 detector=1" in out
+    assert (
+        "toyScale visit=2 detector=1: failed: ToyFailure: toy failure requested for visit=2 detector=1" in out
+    )
 
 
 def test_dependents_of_a_failure_are_blocked_and_counted(repo, capsys):
@@ -96,8 +101,13 @@ def test_clobber_output_redoes_and_removes_superseded(repo):
     argv = [repo, "--rerun", "clob", "--id", "visit=4", "detector=0", "--clobber-output"]
     assert run_driver(TOY_SCALE_SPEC, argv) == 0
     butler = _butler(repo)
-    refs = butler.query_datasets("toy_scaled", collections="rerun/clob", find_first=False, explain=False,
-                                 where=f"instrument='{TOY_INSTRUMENT}'")
+    refs = butler.query_datasets(
+        "toy_scaled",
+        collections="rerun/clob",
+        find_first=False,
+        explain=False,
+        where=f"instrument='{TOY_INSTRUMENT}'",
+    )
     newest = butler.collections.get_info("rerun/clob").children[0]
     assert [ref.run for ref in refs] == [newest]
 
@@ -130,7 +140,19 @@ def test_no_matching_data_warns_and_exits_0(repo, caplog):
 
 
 def test_show_prints_and_stops_before_writing(repo, capsys):
-    argv = [repo, "--rerun", "shown", "--id", "visit=2", "-c", "scale=4", "--show", "config=*.scale", "data", "tasks"]
+    argv = [
+        repo,
+        "--rerun",
+        "shown",
+        "--id",
+        "visit=2",
+        "-c",
+        "scale=4",
+        "--show",
+        "config=*.scale",
+        "data",
+        "tasks",
+    ]
     assert run_driver(TOY_SPEC, argv) == 0
     out = capsys.readouterr().out
     assert "toyScale.scale = 4.0" in out
@@ -147,7 +169,17 @@ def test_dry_run_writes_nothing(repo, capsys):
 
 
 def test_doraise_raises_after_registering_successes(repo):
-    argv = [repo, "--rerun", "raise", "--id", "visit=1..2", "-c", "failVisits=[2]", "failDetectors=[1]", "--doraise"]
+    argv = [
+        repo,
+        "--rerun",
+        "raise",
+        "--id",
+        "visit=1..2",
+        "-c",
+        "failVisits=[2]",
+        "failDetectors=[1]",
+        "--doraise",
+    ]
     with pytest.raises(QuantumExecutionError, match="toyScale visit=2 detector=1 failed: ToyFailure") as info:
         run_driver(TOY_SCALE_SPEC, argv)
     assert "Traceback" in str(info.value)

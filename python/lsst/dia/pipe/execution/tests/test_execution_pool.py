@@ -1,5 +1,5 @@
 """Tests of execution with persistent worker processes (``--cores 2``): results, a crashing worker, a
-quantum over its time limit, Ctrl-C."""
+quantum over its time limit, Ctrl-C, workers that cannot start."""
 
 from __future__ import annotations
 
@@ -13,12 +13,24 @@ import time
 
 import pytest
 from lsst.daf.butler import Butler
-
 from lsst.dia.pipe.cli import run_driver
 from lsst.dia.pipe.cli.tests.toy_driver import TOY_SCALE_SPEC, TOY_SPEC
+from lsst.dia.pipe.execution import (
+    LocalOptions,
+    LogSettings,
+    RunRequest,
+    WorkerPool,
+    WorkerStartupError,
+    execute_plan,
+    plan_run,
+)
 from lsst.dia.pipe.execution.tests.toy_repo import TOY_INSTRUMENT, make_toy_repo
+from lsst.dia.pipe.execution.tests.toy_tasks import make_toy_pipeline
+from lsst.dia.pipe.execution.worker import WorkerSetup
 
-PROGRESS = re.compile(r"^toy(Scale|Sum) visit=\d+( detector=\d+)? (done|failed|blocked) \d+\.\d\ds \[\d+/\d+\]")
+PROGRESS = re.compile(
+    r"^toy(Scale|Sum) visit=\d+( detector=\d+)? (done|failed|blocked) \d+\.\d\ds \[\d+/\d+\]"
+)
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +46,9 @@ def _values(repo: str, rerun: str, dataset_type: str = "toy_scaled") -> dict[tup
     )
     result = {}
     for ref in refs:
-        key = (ref.dataId["visit"],) + ((ref.dataId["detector"],) if "detector" in ref.dataId.dimensions else ())
+        key = (ref.dataId["visit"],) + (
+            (ref.dataId["detector"],) if "detector" in ref.dataId.dimensions else ()
+        )
         result[key] = butler.get(ref)["value"]
     return result
 
@@ -51,8 +65,19 @@ def test_two_workers(repo, caplog):
 
 def test_worker_crash_and_time_limit_are_isolated(repo, capsys):
     argv = [
-        repo, "--rerun", "crash", "--id", "visit=1..3", "detector=0", "-j", "2", "--timeout", "3",
-        "-c", "crashVisits=[1]", "hangVisits=[2]",
+        repo,
+        "--rerun",
+        "crash",
+        "--id",
+        "visit=1..3",
+        "detector=0",
+        "-j",
+        "2",
+        "--timeout",
+        "3",
+        "-c",
+        "crashVisits=[1]",
+        "hangVisits=[2]",
     ]
     start = time.perf_counter()
     assert run_driver(TOY_SCALE_SPEC, argv) == 2
@@ -66,8 +91,16 @@ def test_worker_crash_and_time_limit_are_isolated(repo, capsys):
 def test_ctrl_c_leaves_repository_consistent(repo, tmp_path):
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(sys.path))
     command = [
-        sys.executable, "-m", "lsst.dia.pipe.cli.tests.toy_driver", repo, "--rerun", "intr", "-j", "2",
-        "-c", "hangVisits=[4]",
+        sys.executable,
+        "-m",
+        "lsst.dia.pipe.cli.tests.toy_driver",
+        repo,
+        "--rerun",
+        "intr",
+        "-j",
+        "2",
+        "-c",
+        "hangVisits=[4]",
     ]
     process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     done = 0
@@ -84,3 +117,18 @@ def test_ctrl_c_leaves_repository_consistent(repo, tmp_path):
     values = _values(repo, "intr")
     assert len(values) >= 6 and (4, 0) not in values and (4, 1) not in values
     assert all(values[(v, d)] == 200.0 * v + d * 2 for v, d in values)
+
+
+def test_workers_that_cannot_start_abort_the_run(repo):
+    request = RunRequest(
+        repo=repo,
+        output="nostart",
+        pipeline_graph=make_toy_pipeline(with_sum=False).to_graph(),
+        where="visit = 1",
+        local=LocalOptions(cores=2),
+    )
+    butler = Butler.from_config(repo)
+    plan = plan_run(request, butler)
+    setup = WorkerSetup(repo, butler.dimensions, LogSettings(), ("lsst.dia.pipe.no_such_module",))
+    with pytest.raises(WorkerStartupError, match="died 3 times in a row"):
+        execute_plan(plan, WorkerPool(2, setup))

@@ -62,7 +62,9 @@ class ToyScaleConfig(pipeBase.PipelineTaskConfig, pipelineConnections=ToyScaleCo
     failDetectors = pexConfig.ListField[int](
         doc="Restrict failVisits to these detectors (empty: all detectors).", default=[]
     )
-    crashVisits = pexConfig.ListField[int](doc="Kill the worker process (os._exit) for these visits.", default=[])
+    crashVisits = pexConfig.ListField[int](
+        doc="Kill the worker process (os._exit) for these visits.", default=[]
+    )
     hangVisits = pexConfig.ListField[int](doc="Sleep for an hour for these visits (timeouts).", default=[])
     tag = pexConfig.Field[str](doc="Free-form label copied to the output.", default="toy")
 
@@ -156,9 +158,7 @@ class ToySumTask(pipeBase.PipelineTask):
         result : `lsst.pipe.base.Struct`
             ``outputData``: dict with ``value`` (the sum) and ``n`` (number of inputs).
         """
-        return pipeBase.Struct(
-            outputData={"value": sum(d["value"] for d in inputData), "n": len(inputData)}
-        )
+        return pipeBase.Struct(outputData={"value": sum(d["value"] for d in inputData), "n": len(inputData)})
 
 
 def make_toy_pipeline(with_sum: bool = True) -> pipeBase.Pipeline:
