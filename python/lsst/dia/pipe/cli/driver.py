@@ -8,6 +8,7 @@ import cProfile
 import logging
 import sys
 from collections.abc import Sequence
+from functools import partial
 
 from lsst.daf.butler import Butler
 
@@ -22,6 +23,7 @@ from ..execution import (
     plan_run,
     start_workers,
 )
+from ..execution.batch import submit_plan
 from .arguments import DriverArguments, parse_arguments
 from .config_overrides import ConfigOverrideError, configure_pipeline
 from .data_ids import DataIdError, build_query
@@ -38,18 +40,8 @@ EXIT_INTERRUPTED = 130
 _EXIT_MAX = 255
 
 
-class _UsageError(Exception):
-    """Internal: a checked error to report as ``prog: error: message`` with status 2."""
-
-
 def _build_request(spec: DriverSpec, args: DriverArguments, butler: Butler) -> RunRequest:
-    namespace = args.namespace
-    extra = None
-    if spec.apply_arguments is not None:
-
-        def extra(configs):  # noqa: E306 - tiny adapter
-            spec.apply_arguments(namespace, configs)
-
+    extra = partial(spec.apply_arguments, args.namespace) if spec.apply_arguments is not None else None
     pipeline_graph = configure_pipeline(load_pipeline(spec), args.overrides, spec.config_labels, extra)
     where, bind = build_query(args.ids, spec.id_keys, butler.dimensions, prefix="id")
     if args.select_ids:
@@ -117,8 +109,6 @@ def _execute(spec: DriverSpec, args: DriverArguments) -> int:
                 _LOG.warning("No data matched %s in %s.", request.selection, ", ".join(plan.search_path))
             return 0
         if request.batch is not None:
-            from ..execution.batch import submit_plan
-
             summary = submit_plan(plan, dry_run=args.dry_run)
             if summary is None:
                 return 0

@@ -20,7 +20,7 @@ from .pool import InlinePool, JobPool, WorkerPool
 from .progress import ExecutionSummary, ProgressReporter, QuantumOutcome, format_data_id
 from .request import BATCH_TYPES, BatchOptions, LocalOptions, RunRequest
 from .rerun import RerunState, open_repository, read_rerun
-from .runner import RunPlan, execute_plan, plan_run, run_request, start_workers
+from .runner import RunPlan, execute_plan, plan_run, start_workers
 from .worker import LogSettings, QuantumStatus, configure_logging
 
 __all__ = [
@@ -52,6 +52,5 @@ __all__ = [
     "open_repository",
     "plan_run",
     "read_rerun",
-    "run_request",
     "start_workers",
 ]

@@ -34,6 +34,7 @@ __all__ = [
     "WALLTIME_MARGIN",
     "BatchSubmission",
     "format_walltime",
+    "job_environment",
     "make_bps_config",
     "render_scheduler_script",
     "submit_plan",
@@ -48,6 +49,7 @@ import os
 import re
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -355,8 +357,6 @@ def submit_plan(plan: RunPlan, dry_run: bool = False) -> ExecutionSummary | None
     BatchSubmissionError
         ``bps submit`` failed and no quantum completed.
     """
-    import time
-
     env = job_environment()
     submission = write_submission(plan, env)
     print(f"# bps submission: {submission.bps_file}")

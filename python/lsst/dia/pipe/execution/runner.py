@@ -1,8 +1,17 @@
-"""From a `RunRequest` to executed quanta: plan (read-only), then execute locally or in batch."""
+"""From a `RunRequest` to executed quanta: `plan_run` (read-only), then `execute_plan` (local workers) or
+`lsst.dia.pipe.execution.batch.submit_plan` (bps + Parsl).
+
+A typical local run (what `lsst.dia.pipe.cli.run_driver` does)::
+
+    butler = open_repository(request.repo)
+    pool = start_workers(request, butler.dimensions)   # workers import while the graph is built
+    plan = plan_run(request, butler)
+    summary = execute_plan(plan, pool)
+"""
 
 from __future__ import annotations
 
-__all__ = ["RunPlan", "execute_plan", "plan_run", "run_request", "start_workers"]
+__all__ = ["RunPlan", "execute_plan", "plan_run", "start_workers"]
 
 import dataclasses
 import logging
@@ -245,32 +254,3 @@ def execute_plan(
     summary.skipped = plan.skipped
     summary.output_run = plan.output_run
     return summary
-
-
-def run_request(request: RunRequest, log_settings: LogSettings | None = None) -> ExecutionSummary:
-    """Plan and execute ``request`` (locally, or in batch when ``request.batch`` is set).
-
-    Returns
-    -------
-    summary : `ExecutionSummary`
-        Outcomes (empty when nothing matched or everything was already done).
-    """
-    butler = open_repository(request.repo)
-    pool = None
-    if request.batch is None and not request.dry_run:
-        pool = start_workers(request, butler.dimensions, log_settings)
-    try:
-        plan = plan_run(request, butler)
-    except BaseException:
-        if pool is not None:
-            pool.shutdown(kill=True)
-        raise
-    if plan.n_quanta == 0 or request.dry_run:
-        if pool is not None:
-            pool.shutdown(kill=True)
-        return ExecutionSummary(skipped=plan.skipped, task_labels=tuple(plan.graph.pipeline_graph.tasks))
-    if request.batch is not None:
-        from .batch import submit_plan
-
-        return submit_plan(plan)
-    return execute_plan(plan, pool, log_settings)

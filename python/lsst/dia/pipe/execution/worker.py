@@ -157,15 +157,12 @@ class TaskPayload:
 
     Attributes
     ----------
-    label : `str`
-        Task label.
     digest : `str`
         Hash of ``blob`` (cache key in the workers).
     blob : `bytes`
         ``pickle.dumps((task_node, dataset_types))``.
     """
 
-    label: str
     digest: str
     blob: bytes
 
@@ -173,7 +170,7 @@ class TaskPayload:
     def make(cls, task_node: TaskNode, dataset_types: Mapping[str, DatasetType]) -> TaskPayload:
         """Pickle ``task_node`` and ``dataset_types``."""
         blob = pickle.dumps((task_node, dict(dataset_types)), protocol=pickle.HIGHEST_PROTOCOL)
-        return cls(task_node.label, hashlib.sha1(blob).hexdigest(), blob)
+        return cls(hashlib.sha1(blob).hexdigest(), blob)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,6 +211,8 @@ class QuantumResult:
         One-line ``"ExceptionType: message"`` of a failure.
     traceback : `str` or `None`
         Formatted traceback of a failure.
+    exception : `BaseException` or `None`
+        The exception itself, in-process only (not sent back by worker processes).
     """
 
     quantum_id: uuid.UUID

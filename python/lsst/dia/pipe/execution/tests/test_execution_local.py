@@ -185,3 +185,14 @@ def test_doraise_raises_after_registering_successes(repo):
     assert "Traceback" in str(info.value)
     # Quanta run in (detector, visit) order: the failing one is last, the three before it are registered.
     assert _values(repo, "raise") == {(1, 0): 200.0, (2, 0): 400.0, (1, 1): 202.0}
+
+
+def test_select_id_restricts_contributing_inputs(repo):
+    argv = [repo, "--rerun", "select", "--id", "visit=1", "--selectId", "detector=0"]
+    assert run_driver(TOY_SPEC, argv) == 0
+    assert _values(repo, "select") == {(1, 0): 200.0}
+    butler = _butler(repo)
+    (ref,) = butler.query_datasets(
+        "toy_sum", collections="rerun/select", where=f"instrument='{TOY_INSTRUMENT}'"
+    )
+    assert butler.get(ref) == {"value": 200.0, "n": 1}
