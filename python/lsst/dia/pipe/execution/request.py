@@ -125,7 +125,7 @@ class RunRequest:
     bind : `dict`
         Bind values of the identifiers in ``where``.
     selection : `str`
-        Human-readable data selection, for messages.
+        Human-readable data selection, for messages (e.g. ``"--id visit=1^2"``).
     clobber_output : `bool`
         Re-run quanta already done in the rerun, and remove their superseded outputs from older RUNs of
         the rerun once the new ones are registered.
@@ -146,7 +146,7 @@ class RunRequest:
     input_rerun: str | None = None
     where: str = ""
     bind: Mapping[str, Any] = dataclasses.field(default_factory=dict)
-    selection: str = ""
+    selection: str = "all data"
     clobber_output: bool = False
     clobber_config: bool = False
     dry_run: bool = False

@@ -19,7 +19,9 @@ from collections import defaultdict
 
 from lsst.daf.butler import Butler, DimensionUniverse, InvalidQueryError
 from lsst.pipe.base.all_dimensions_quantum_graph_builder import AllDimensionsQuantumGraphBuilder
+from lsst.pipe.base.pipeline_graph import IncompatibleDatasetTypeError, PipelineGraph
 from lsst.pipe.base.quantum_graph import PredictedQuantumGraph, PredictedQuantumGraphComponents
+from lsst.pipe.base.quantum_graph_builder import QuantumGraphBuilderError
 from lsst.pipe.base.separable_pipeline_executor import SeparablePipelineExecutor
 
 from .errors import ConfigMismatchError, RunRequestError
@@ -94,7 +96,11 @@ class RunPlan:
 
 
 def _count_done(
-    butler: Butler, request: RunRequest, rerun: RerunState, search_path: tuple[str, ...], plan_graph
+    butler: Butler,
+    request: RunRequest,
+    rerun: RerunState,
+    search_path: tuple[str, ...],
+    pipeline_graph: PipelineGraph,
 ) -> dict[str, int]:
     """Count, per task, quanta whose metadata already exists in the rerun for the requested data."""
     counts: dict[str, int] = defaultdict(int)
@@ -102,7 +108,7 @@ def _count_done(
         return counts
     # Default collections let the butler infer governor values (e.g. the instrument), as graph building does.
     butler = butler.clone(collections=list(search_path))
-    for label, task_node in plan_graph.tasks.items():
+    for label, task_node in pipeline_graph.tasks.items():
         name = task_node.metadata_output.dataset_type_name
         try:
             refs = butler.query_datasets(
@@ -160,11 +166,9 @@ def plan_run(request: RunRequest, butler: Butler | None = None) -> RunPlan:
         components = builder.finish(metadata=metadata, attach_datastore_records=True)
     except InvalidQueryError as exc:
         hint = " (add instrument=... or skymap=... to --id when the repository has several)"
-        raise RunRequestError(
-            f"cannot select data with {request.selection or 'the query'}: {exc}{hint}"
-        ) from exc
-    except (LookupError, ValueError, TypeError) as exc:
-        raise RunRequestError(f"cannot select data with {request.selection or 'the query'}: {exc}") from exc
+        raise RunRequestError(f"cannot select data with {request.selection}: {exc}{hint}") from exc
+    except (LookupError, QuantumGraphBuilderError, IncompatibleDatasetTypeError) as exc:
+        raise RunRequestError(f"cannot build the quantum graph for {request.selection}: {exc}") from exc
     graph = components.assemble()
     pipeline_graph = graph.pipeline_graph
     differences = config_differences(butler, rerun, pipeline_graph)
