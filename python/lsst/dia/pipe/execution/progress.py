@@ -120,7 +120,11 @@ class ExecutionSummary:
         for label in labels:
             counts = [sum(self.count(label, s) for s in statuses) for _, statuses in columns]
             lines.append(label.ljust(width) + "".join(f"  {c:>11d}" for c in counts))
-        problems = [o for o in self.outcomes if o.status in FAILURE_STATUSES]
+        order = {label: i for i, label in enumerate(labels)}
+        problems = sorted(
+            (o for o in self.outcomes if o.status in FAILURE_STATUSES),
+            key=lambda o: order.get(o.task_label, 0),
+        )
         if problems:
             lines.append(f"{len(problems)} data IDs not processed:")
             lines.extend(f"  {o.task_label} {o.data_id}: {o.status.value}: {o.reason}" for o in problems)
