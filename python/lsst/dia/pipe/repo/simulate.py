@@ -10,6 +10,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import logging
+import multiprocessing
 import os
 import time
 from collections.abc import Callable
@@ -174,8 +175,9 @@ def make_sim_repo(
     frames = make_camera_frames(SIM_INSTRUMENT, camera.detectors, camera.plate_scale_arcsec_per_mm)
     workers = workers or os.cpu_count() or 1
     n_calexps = n_coadds = 0
-    with concurrent.futures.ProcessPoolExecutor(workers, initializer=_init_worker,
-                                                initargs=(preset, objects)) as pool:
+    # spawn, not fork: the butler and GalSim may hold threads in this process
+    with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                initializer=_init_worker, initargs=(preset, objects)) as pool:
         jobs = [pool.submit(_render_calexp, plan, d.id, seed) for plan in plans for d in camera.detectors]
         for job in concurrent.futures.as_completed(jobs):
             rendered = job.result()
