@@ -1,0 +1,213 @@
+"""Alard-Lupton subtraction: basis, kernel stars, spatial kernel fit, convolution, decorrelation.
+
+One image (the template in ``convolveTemplate`` mode, the science image in ``convolveScience``) is convolved by
+the fitted spatially varying kernel ``K`` to the PSF of the other (the *target*) and subtracted, with the
+differential background. Sign convention: the difference is always science minus template.
+"""
+
+from __future__ import annotations
+
+import time
+
+import numpy as np
+
+from ..exposure import Exposure
+from ..masks import MaskBit, planes_set
+from ..psf import GridPsf
+from .basis import make_alard_lupton_basis
+from .candidates import find_kernel_candidates
+from .cells import Cell, cell_layout, process_in_cells
+from .config import SubtractionConfig, mask_bits
+from .convolution import convolve, convolve_spatial, dilate_bits, flag_edges, footprint_radius
+from .decorrelation import convolve_stamp, decorrelate, decorrelation_kernel, decorrelation_spectrum
+from .grids import upsample
+from .metrics import typical_variance
+from .kernel_fit import KernelFit, KernelSolution, fit_kernel
+from .stamps import embed_centred
+
+__all__ = ["alard_lupton_subtract"]
+
+_UNDEFINED = np.uint32(MaskBit.NO_DATA | MaskBit.NO_TEMPLATE)
+
+
+def _kernel_power_ratio(solution: KernelSolution, shape: tuple[int, int]) -> np.ndarray | float:
+    """``ΣK(x, y)² / ΣK(centre)²`` on every pixel (cubic spline through a 9×9 grid; 1.0 at order 0)."""
+    if solution.spatial_order == 0:
+        return 1.0
+    ny, nx = shape
+    nodes_y, nodes_x = np.linspace(0, ny - 1, 9), np.linspace(0, nx - 1, 9)
+    gx, gy = np.meshgrid(nodes_x, nodes_y)
+    kernels = solution.spatial_kernels
+    gram = np.einsum("shw,thw->st", kernels, kernels)
+    p = solution.kernel_model.design(np.r_[gx.ravel(), 0.5 * (nx - 1)], np.r_[gy.ravel(), 0.5 * (ny - 1)])
+    power = np.einsum("ns,st,nt->n", p, gram, p)
+    return upsample((power[:-1] / power[-1]).reshape(9, 9), nodes_y, nodes_x, shape, degree=3)
+
+
+def _restore_edges(convolved: np.ndarray, unconvolved: np.ndarray, scale: float, border: int) -> None:
+    """Replace the wrapped-around border of a circular convolution by ``scale × unconvolved`` (in place)."""
+    for sl in (np.s_[:border], np.s_[-border:], np.s_[:, :border], np.s_[:, -border:]):
+        convolved[sl] = scale * unconvolved[sl]
+
+
+def _psf_grid(
+    science: Exposure, template: Exposure, solution: KernelSolution, convolve_template: bool,
+    phi: np.ndarray | None, var_convolved: float, var_target: float, n_grid: int, per_node_phi: bool,
+) -> tuple[GridPsf, GridPsf]:
+    """Difference and matched-template PSFs on an ``n_grid²`` grid of nodes.
+
+    The difference PSF is the target PSF (``convolveTemplate``) or ``K ⊗ P_science`` (``convolveScience``),
+    convolved by the decorrelation kernel ``phi`` (the centre one, or each node's when ``per_node_phi``).
+    """
+    ny, nx = science.shape
+    xs, ys = np.linspace(0, nx - 1, n_grid), np.linspace(0, ny - 1, n_grid)
+    diff_stamps, matched_stamps = [], []
+    for y in ys:
+        diff_row, matched_row = [], []
+        for x in xs:
+            kernel = solution.kernel_image(x, y)
+            p_s = np.asarray(science.psf.kernel_image(x, y), float)
+            p_t = np.asarray(template.psf.kernel_image(x, y), float)
+            if convolve_template:
+                base = p_s
+                matched = convolve_stamp(embed_centred(p_t, p_s.shape[0]), kernel)
+            else:
+                base = convolve_stamp(embed_centred(p_s, p_t.shape[0]), kernel)
+                matched = p_t
+            if phi is not None:
+                node_phi = decorrelation_kernel(kernel, var_convolved, var_target, phi.shape[0]) if per_node_phi else phi
+                base = convolve_stamp(base, node_phi)
+            diff_row.append(base)
+            matched_row.append(matched)
+        diff_stamps.append(diff_row)
+        matched_stamps.append(matched_row)
+    return GridPsf(xs, ys, np.array(diff_stamps)), GridPsf(xs, ys, np.array(matched_stamps))
+
+
+def alard_lupton_subtract(
+    science: Exposure, template: Exposure, usable: np.ndarray, config: SubtractionConfig, mode: str,
+    timings: dict[str, float],
+) -> tuple[Exposure, Exposure, KernelFit, dict]:
+    """Alard-Lupton difference of two images on the same grid.
+
+    Parameters
+    ----------
+    science, template : `~lsst.dia.pipe.exposure.Exposure`
+        Images [nJy] with unusable pixels set to 0 and finite positive variance everywhere; the template
+        mask already in difference-image terms (``SAT_TEMPLATE``, ``NO_TEMPLATE``).
+    usable : `numpy.ndarray`
+        ``(ny, nx)`` bool, pixels usable in both images.
+    config : `SubtractionConfig`
+        ``alardLupton``, ``doDecorrelation``, ``decorrelation``, ``psfGridSize``, ``fftWorkers``.
+    mode : `str`
+        ``"convolveTemplate"`` or ``"convolveScience"``.
+    timings : `dict` [`str`, `float`]
+        Stage timings [s] are added to it.
+
+    Returns
+    -------
+    difference, matched_template : `~lsst.dia.pipe.exposure.Exposure`
+    fit : `~lsst.dia.pipe.diffim.kernel_fit.KernelFit`
+    metadata : `dict`
+
+    Raises
+    ------
+    lsst.dia.pipe.diffim.InsufficientKernelSourcesError
+        Too few kernel stars.
+    lsst.dia.pipe.diffim.KernelSolveError
+        Singular kernel fit at every spatial order.
+    """
+    al = config.alardLupton
+    workers = config.fftWorkers
+    shape = science.shape
+    ny, nx = shape
+    xc, yc = 0.5 * (nx - 1), 0.5 * (ny - 1)
+    convolve_template = mode == "convolveTemplate"
+    target, convolved = (science, template) if convolve_template else (template, science)
+
+    t0 = time.perf_counter()
+    basis = make_alard_lupton_basis(convolved.psf.sigma(xc, yc), target.psf.sigma(xc, yc), al)
+    h = basis.half_size
+    half_fit = h + int(np.ceil(3 * target.psf.sigma(xc, yc)))
+    bad = planes_set(science.mask | template.mask, mask_bits(al.kernelSources.badMaskPlanes)) | ~usable
+    candidates = find_kernel_candidates(science, template, bad, half_fit + h, al.kernelSources)
+    timings["time_candidates_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    fit = fit_kernel(target, convolved, candidates, basis, half_fit, al)
+    solution = fit.solution
+    timings["time_kernel_fit_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    centre_kernel = solution.kernel_image(xc, yc)
+    kernel_sum = solution.kernel_sum
+    image = convolve_spatial(convolved.image, solution.spatial_kernels, solution.kernel_model, workers)
+    _restore_edges(image, convolved.image, kernel_sum, h)
+    ratio = _kernel_power_ratio(solution, shape)
+    variance = convolve(convolved.variance, centre_kernel**2, workers)
+    _restore_edges(variance, convolved.variance, float((centre_kernel**2).sum()), h)
+    variance *= ratio
+    radius = footprint_radius(centre_kernel)
+    convolved_mask = dilate_bits(convolved.mask, radius)
+    background = solution.background_image() if al.fitBackground else np.float32(0.0)
+    if convolve_template:
+        matched_image = image + background
+        matched_variance, matched_mask = variance, convolved_mask
+        difference = science.image - matched_image
+        diff_variance = science.variance + variance
+        diff_mask = science.mask | convolved_mask
+    else:
+        matched_image = template.image - background
+        matched_variance, matched_mask = template.variance, template.mask.copy()
+        difference = image - matched_image
+        diff_variance = variance + template.variance
+        diff_mask = convolved_mask | template.mask
+    flag_edges(diff_mask, h)
+    flag_edges(matched_mask, h)
+    undefined = (diff_mask & _UNDEFINED) != 0
+    difference[undefined] = 0.0
+    timings["time_convolution_s"] = time.perf_counter() - t0
+
+    t0 = time.perf_counter()
+    phi = None
+    var_convolved = typical_variance(convolved.variance, usable)
+    var_target = typical_variance(target.variance, usable)
+    dc = config.decorrelation
+    if config.doDecorrelation:
+        cells = cell_layout(shape, dc.cellSize, dc.cellOverlap, 2 * h)
+
+        def run(cell: Cell) -> tuple[np.ndarray]:
+            rows, cols = cell.region
+            kernel = centre_kernel if len(cells) == 1 else solution.kernel_image(*cell.centre)
+            spectrum = decorrelation_spectrum(kernel, difference[rows, cols].shape, var_convolved, var_target, workers)
+            return (decorrelate(difference[rows, cols], spectrum, workers),)
+
+        (difference,) = process_in_cells(shape, cells, run)
+        difference[undefined] = 0.0
+        phi = decorrelation_kernel(centre_kernel, var_convolved, var_target, 2 * h + 1)
+    diff_psf, matched_psf = _psf_grid(science, template, solution, convolve_template, phi, var_convolved,
+                                      var_target, config.psfGridSize, dc.cellSize > 0)
+    timings["time_decorrelation_s"] = time.perf_counter() - t0
+
+    common = dict(wcs=science.wcs, x0=science.x0, y0=science.y0, band=science.band)
+    diff_exp = Exposure(image=difference, variance=diff_variance.astype(np.float32, copy=False), mask=diff_mask,
+                        psf=diff_psf, mjd=science.mjd, **common)
+    matched_exp = Exposure(image=matched_image.astype(np.float32, copy=False),
+                           variance=matched_variance.astype(np.float32, copy=False), mask=matched_mask,
+                           psf=matched_psf, mjd=template.mjd, **common)
+    used = np.asarray(fit.stamps["used"])
+    metadata = {
+        "kernel_sum": kernel_sum,
+        "kernel_size": basis.size,
+        "kernel_basis_sigmas": ",".join(f"{s:.3f}" for s in basis.sigmas),
+        "n_kernel_peaks": candidates.n_peaks,
+        "n_kernel_eligible": candidates.n_eligible,
+        "n_kernel_candidates": len(candidates),
+        "n_kernel_used": int(used.sum()),
+        "spatial_order_used": solution.spatial_order,
+        "n_spatial_iterations": fit.n_iterations,
+        "kernel_residual_std_median": float(np.median(np.asarray(fit.stamps["residualStd"])[used])),
+        "decorrelation_var_convolved": var_convolved,
+        "decorrelation_var_target": var_target,
+    }
+    return diff_exp, matched_exp, fit, metadata

@@ -1,0 +1,307 @@
+"""Configuration of template warping and image subtraction (pex_config).
+
+The image-difference task nests `WarpConfig` as ``config.warp`` and `SubtractionConfig` as
+``config.subtraction``, so override files say e.g. ``config.subtraction.algorithm = "zogy"``.
+"""
+
+from __future__ import annotations
+
+import lsst.pex.config as pexConfig
+
+from ..masks import MaskBit
+
+__all__ = [
+    "AlardLuptonConfig",
+    "DecorrelationConfig",
+    "KernelSourceConfig",
+    "SubtractionConfig",
+    "WarpConfig",
+    "ZogyConfig",
+    "mask_bits",
+]
+
+
+def _is_mask_plane(name: str) -> bool:
+    return name in MaskBit.__members__
+
+
+def mask_bits(names) -> int:
+    """OR of the `~lsst.dia.pipe.masks.MaskBit` bits named in ``names`` (a config's mask-plane list)."""
+    bits = 0
+    for name in names:
+        bits |= int(MaskBit[name])
+    return bits
+
+
+def _fail(config: pexConfig.Config, field: str, message: str) -> None:
+    raise pexConfig.FieldValidationError(type(config)._fields[field], config, message)
+
+
+class WarpConfig(pexConfig.Config):
+    """Resampling of template coadd patches onto a detector's pixel grid (nested as ``config.warp``)."""
+
+    gridSpacing = pexConfig.Field[int](
+        doc="Spacing (target pixels) of the coarse grid on which the target->source pixel map is computed "
+        "through the two WCSs; between nodes the map is interpolated with a cubic spline (error < 0.01 px for "
+        "TAN/TAN-SIP pairs at 32 px).",
+        default=32,
+        check=lambda v: 4 <= v <= 256,
+    )
+    psfGridSize = pexConfig.Field[int](
+        doc="The warped PSF is a GridPsf with psfGridSize x psfGridSize nodes over the target image.",
+        default=5,
+        check=lambda v: v >= 1,
+    )
+    minCoverage = pexConfig.Field[float](
+        doc="Minimum fraction of target pixels with template data; below it assemble_template raises "
+        "NoTemplateCoverageError (ip_diffim's requiredTemplateFraction is 0.1).",
+        default=0.1,
+        check=lambda v: 0.0 <= v <= 1.0,
+    )
+    rowsPerBlock = pexConfig.Field[int](
+        doc="Target rows resampled at once (bounds the memory of coordinate arrays).",
+        default=512,
+        check=lambda v: v >= 16,
+    )
+
+
+class KernelSourceConfig(pexConfig.Config):
+    """Selection of the stars on which the Alard-Lupton kernel is fitted."""
+
+    cellSize = pexConfig.Field[int](
+        doc="Side (pixels) of the cells over which candidates are spread.",
+        default=256,
+        check=lambda v: v >= 32,
+    )
+    nStarPerCell = pexConfig.Field[int](
+        doc="Highest-S/N candidates kept per cell.",
+        default=3,
+        check=lambda v: v >= 1,
+    )
+    minSnr = pexConfig.Field[float](
+        doc="Minimum PSF-flux S/N of a candidate on the science image.", default=10.0, check=lambda v: v > 0
+    )
+    maxSnr = pexConfig.Field[float](
+        doc="Maximum PSF-flux S/N of a candidate (brighter stars risk non-linearity).",
+        default=500.0,
+        check=lambda v: v > 0,
+    )
+    minTemplateSnr = pexConfig.Field[float](
+        doc="Minimum PSF-flux S/N of the candidate on the template (it must be present in both images).",
+        default=5.0,
+        check=lambda v: v >= 0,
+    )
+    peakThreshold = pexConfig.Field[float](
+        doc="Peaks of the smoothed science image above this S/N are candidates and count as neighbours in the "
+        "isolation test.",
+        default=5.0,
+        check=lambda v: v > 0,
+    )
+    isolationRadius = pexConfig.Field[float](
+        doc="A candidate is rejected when another peak lies within this distance (pixels).",
+        default=10.0,
+        check=lambda v: v >= 0,
+    )
+    maxSizeDeviation = pexConfig.Field[float](
+        doc="Point-like test: the PSF-weighted second moment of the star may differ from the PSF's by at most "
+        "this fraction (galaxies are wider).",
+        default=0.3,
+        check=lambda v: v > 0,
+    )
+    badMaskPlanes = pexConfig.ListField[str](
+        doc="Candidates with any of these mask planes (MaskBit names) in their science or template stamp are "
+        "rejected.",
+        default=[
+            "BAD", "SATURATED", "INTERPOLATED", "COSMIC_RAY", "SUSPECT", "NO_DATA", "NO_TEMPLATE",
+            "DETECTION_EDGE", "SAT_TEMPLATE", "STREAK",
+        ],
+        itemCheck=_is_mask_plane,
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.minSnr >= self.maxSnr:
+            _fail(self, "maxSnr", f"maxSnr ({self.maxSnr}) must exceed minSnr ({self.minSnr}).")
+
+
+class AlardLuptonConfig(pexConfig.Config):
+    """Alard-Lupton PSF matching (ip_diffim defaults)."""
+
+    basisDegrees = pexConfig.ListField[int](
+        doc="Degree of the 2-d polynomial multiplying each basis Gaussian (one entry per Gaussian).",
+        default=[4, 2, 2],
+        itemCheck=lambda v: 0 <= v <= 8,
+        minLength=1,
+    )
+    basisSigmaRatios = pexConfig.ListField[float](
+        doc="Basis Gaussian sigmas in units of sigma_K = sqrt(sigma_wide^2 - sigma_narrow^2); if the smallest "
+        "falls below minBasisSigma the ratios are doubled once (ip_diffim: {s/2, s, 2s} -> {s, 2s, 4s}).",
+        default=[0.5, 1.0, 2.0],
+        itemCheck=lambda v: v > 0,
+        minLength=1,
+    )
+    minBasisSigma = pexConfig.Field[float](
+        doc="Floor (pixels) of sigma_K and of the smallest basis Gaussian.", default=0.7, check=lambda v: v > 0
+    )
+    kernelSizeFactor = pexConfig.Field[float](
+        doc="Kernel side = int(kernelSizeFactor * largest basis sigma), made odd and clipped to "
+        "[minKernelSize, maxKernelSize].",
+        default=6.0,
+        check=lambda v: v > 0,
+    )
+    minKernelSize = pexConfig.Field[int](doc="Smallest kernel side (odd, pixels).", default=21, check=lambda v: v >= 3)
+    maxKernelSize = pexConfig.Field[int](doc="Largest kernel side (odd, pixels).", default=35, check=lambda v: v >= 3)
+    spatialKernelOrder = pexConfig.Field[int](
+        doc="Order of the Chebyshev polynomials of the kernel's spatial variation (the kernel sum is constant).",
+        default=2,
+        check=lambda v: 0 <= v <= 4,
+    )
+    spatialBackgroundOrder = pexConfig.Field[int](
+        doc="Order of the Chebyshev polynomial of the differential background, fitted jointly with the kernel.",
+        default=1,
+        check=lambda v: 0 <= v <= 3,
+    )
+    fitBackground = pexConfig.Field[bool](doc="Fit the differential background.", default=True)
+    maxSpatialIterations = pexConfig.Field[int](
+        doc="Spatial fits, each followed by rejection of stamps whose residuals fail the cuts.",
+        default=3,
+        check=lambda v: v >= 1,
+    )
+    candidateResidualMeanMax = pexConfig.Field[float](
+        doc="Reject a stamp when |mean(residual / sigma)| over its fit region exceeds this.",
+        default=0.25,
+        check=lambda v: v > 0,
+    )
+    candidateResidualStdMax = pexConfig.Field[float](
+        doc="Reject a stamp when std(residual / sigma) over its fit region exceeds this.",
+        default=1.5,
+        check=lambda v: v > 0,
+    )
+    kernelSumClip = pexConfig.Field[float](
+        doc="Reject stamps whose single-stamp kernel sum is more than this many robust sigmas from the median.",
+        default=3.0,
+        check=lambda v: v > 0,
+    )
+    minKernelSources = pexConfig.Field[int](
+        doc="Fewest usable kernel stamps (after rejection) for a fit; fewer raise InsufficientKernelSourcesError.",
+        default=5,
+        check=lambda v: v >= 1,
+    )
+    minSourcesPerSpatialTerm = pexConfig.Field[int](
+        doc="The spatial kernel order is lowered until there are at least this many stamps per spatial term.",
+        default=3,
+        check=lambda v: v >= 1,
+    )
+    maxConditionNumber = pexConfig.Field[float](
+        doc="A (Jacobi-scaled) normal matrix with a larger condition number counts as singular: a stamp is "
+        "dropped, a spatial fit falls back to a lower order.",
+        default=1e10,
+        check=lambda v: v > 1,
+    )
+    kernelSources = pexConfig.ConfigField(dtype=KernelSourceConfig, doc="Kernel-candidate selection.")
+
+    def validate(self) -> None:
+        super().validate()
+        for name in ("minKernelSize", "maxKernelSize"):
+            if getattr(self, name) % 2 != 1:
+                _fail(self, name, f"{name} must be odd, got {getattr(self, name)}.")
+        if self.minKernelSize > self.maxKernelSize:
+            _fail(self, "maxKernelSize", f"maxKernelSize ({self.maxKernelSize}) < minKernelSize ({self.minKernelSize}).")
+        if len(self.basisDegrees) != len(self.basisSigmaRatios):
+            _fail(self, "basisSigmaRatios", f"{len(self.basisSigmaRatios)} sigma ratios for "
+                  f"{len(self.basisDegrees)} basis degrees; give one per Gaussian.")
+        ratios = list(self.basisSigmaRatios)
+        if any(b <= a for a, b in zip(ratios, ratios[1:])):
+            _fail(self, "basisSigmaRatios", f"basisSigmaRatios must increase strictly, got {ratios}.")
+
+
+class DecorrelationConfig(pexConfig.Config):
+    """The DMTN-021 decorrelation afterburner of Alard-Lupton differences."""
+
+    cellSize = pexConfig.Field[int](
+        doc="0: one decorrelation kernel from the matching kernel at the image centre; otherwise the image is "
+        "decorrelated in overlapping cells of this side (pixels), each with the kernel at its centre, blended "
+        "linearly across the overlaps.",
+        default=0,
+        check=lambda v: v == 0 or v >= 128,
+    )
+    cellOverlap = pexConfig.Field[int](
+        doc="Overlap (pixels) of neighbouring cells when cellSize > 0.", default=64, check=lambda v: v >= 0
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.cellSize and 2 * self.cellOverlap >= self.cellSize:
+            _fail(self, "cellOverlap", f"cellOverlap ({self.cellOverlap}) must be < cellSize/2 ({self.cellSize}).")
+
+
+class ZogyConfig(pexConfig.Config):
+    """ZOGY subtraction (Zackay, Ofek & Gal-Yam 2016)."""
+
+    fluxScaleScience = pexConfig.Field[float](
+        doc="F_n: flux-zero-point ratio of the science image (1 for images calibrated to nJy).",
+        default=1.0,
+        check=lambda v: v > 0,
+    )
+    fluxScaleTemplate = pexConfig.Field[float](
+        doc="F_r: flux-zero-point ratio of the template (1 for images calibrated to nJy).",
+        default=1.0,
+        check=lambda v: v > 0,
+    )
+    cellSize = pexConfig.Field[int](
+        doc="0: one pair of PSFs (at the image centre) for the whole image; otherwise the image is processed in "
+        "overlapping cells of this side (pixels) with the PSFs at each cell's centre, blended linearly across "
+        "the overlaps (for spatially varying PSFs).",
+        default=0,
+        check=lambda v: v == 0 or v >= 128,
+    )
+    cellOverlap = pexConfig.Field[int](
+        doc="Overlap (pixels) of neighbouring cells when cellSize > 0.", default=64, check=lambda v: v >= 0
+    )
+
+    def validate(self) -> None:
+        super().validate()
+        if self.cellSize and 2 * self.cellOverlap >= self.cellSize:
+            _fail(self, "cellOverlap", f"cellOverlap ({self.cellOverlap}) must be < cellSize/2 ({self.cellSize}).")
+
+
+class SubtractionConfig(pexConfig.Config):
+    """PSF matching and subtraction (nested as ``config.subtraction``)."""
+
+    algorithm = pexConfig.ChoiceField[str](
+        doc="Subtraction algorithm.",
+        default="al",
+        allowed={
+            "al": "Alard-Lupton PSF matching with a spatially varying kernel (ip_diffim default)",
+            "zogy": "ZOGY proper image subtraction (score image S_corr for detection)",
+        },
+    )
+    mode = pexConfig.ChoiceField[str](
+        doc="Which image Alard-Lupton convolves (ZOGY is symmetric and ignores this).",
+        default="convolveTemplate",
+        allowed={
+            "convolveTemplate": "convolve the template to the science PSF",
+            "convolveScience": "convolve the science image to the template PSF",
+            "auto": "convolve the image with the narrower PSF (at the image centre)",
+        },
+    )
+    doDecorrelation = pexConfig.Field[bool](
+        doc="Apply the DMTN-021 decorrelation afterburner to Alard-Lupton differences.", default=True
+    )
+    alardLupton = pexConfig.ConfigField(dtype=AlardLuptonConfig, doc="Alard-Lupton kernel fitting.")
+    decorrelation = pexConfig.ConfigField(dtype=DecorrelationConfig, doc="Decorrelation afterburner.")
+    zogy = pexConfig.ConfigField(dtype=ZogyConfig, doc="ZOGY.")
+    fillMaskPlanes = pexConfig.ListField[str](
+        doc="Pixels with these mask planes (and non-finite pixels) are set to 0 before any convolution so their "
+        "values cannot ring through the FFTs; their bits are dilated by the kernel footprint.",
+        default=["BAD", "NO_DATA", "NO_TEMPLATE"],
+        itemCheck=_is_mask_plane,
+    )
+    psfGridSize = pexConfig.Field[int](
+        doc="The difference-image PSF is sampled on psfGridSize x psfGridSize nodes (GridPsf).",
+        default=5,
+        check=lambda v: v >= 1,
+    )
+    fftWorkers = pexConfig.Field[int](
+        doc="Threads for scipy.fft (-1: all cores).", default=1, check=lambda v: v == -1 or v >= 1
+    )

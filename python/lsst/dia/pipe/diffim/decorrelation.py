@@ -1,0 +1,90 @@
+"""DMTN-021 decorrelation of Alard-Lupton difference images.
+
+Convolving one image by the matching kernel ``κ`` colours the difference's noise: its power spectrum is
+``σ_u² + σ_c² |κ̂(k)|²`` (``σ_c²``: per-pixel variance of the convolved image, ``σ_u²``: of the other). The
+afterburner
+
+    φ̂(k) = sqrt[(σ_u² + σ_c² Σκ²) / (σ_u² + σ_c² |κ̂(k)|²)]
+
+whitens it while keeping the per-pixel variance ``σ_u² + σ_c² Σκ²``, so the difference's variance plane stays
+valid; the difference PSF becomes ``φ ⊗ PSF``. (science-notes' form with ``P`` and ``κ`` is the same with a
+delta function for the image that is not convolved.)
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import scipy.fft
+import scipy.signal
+
+from .convolution import kernel_rfft2
+
+__all__ = ["convolve_stamp", "decorrelate", "decorrelation_kernel", "decorrelation_spectrum"]
+
+
+def _phi(kernel_power: np.ndarray, kernel_sq_sum: float, var_convolved: float, var_other: float) -> np.ndarray:
+    return np.sqrt((var_other + var_convolved * kernel_sq_sum) / (var_other + var_convolved * kernel_power))
+
+
+def _check_variances(var_convolved: float, var_other: float) -> None:
+    if not (var_convolved >= 0 and var_other > 0 and np.isfinite(var_convolved) and np.isfinite(var_other)):
+        raise ValueError(
+            f"Decorrelation needs finite variances (convolved >= 0, other > 0), got {var_convolved!r}, {var_other!r}."
+        )
+
+
+def decorrelation_spectrum(
+    kernel: np.ndarray, shape: tuple[int, int], var_convolved: float, var_other: float, workers: int = 1
+) -> np.ndarray:
+    """``φ̂`` on the ``rfft2`` grid of an image of ``shape``.
+
+    Parameters
+    ----------
+    kernel : `numpy.ndarray`
+        Matching kernel ``κ`` (odd, centred).
+    shape : `tuple` [`int`, `int`]
+        ``(ny, nx)`` of the image to decorrelate.
+    var_convolved, var_other : `float`
+        Typical per-pixel variances [nJy²] of the convolved and of the other input image.
+    workers : `int`
+        Threads for `scipy.fft`.
+
+    Returns
+    -------
+    phi : `numpy.ndarray`
+        ``(ny, nx // 2 + 1)`` float32, real and positive.
+    """
+    _check_variances(var_convolved, var_other)
+    spectrum = kernel_rfft2(kernel, shape, workers)
+    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
+    return _phi(power, float((kernel**2).sum()), var_convolved, var_other).astype(np.float32)
+
+
+def decorrelation_kernel(kernel: np.ndarray, var_convolved: float, var_other: float, size: int) -> np.ndarray:
+    """The real-space decorrelation kernel ``φ`` as a centred ``size × size`` stamp (``size`` odd).
+
+    Computed on a grid of side ``max(4 × kernel side, size)`` (so its wings do not alias) and cropped.
+    """
+    _check_variances(var_convolved, var_other)
+    k = kernel.shape[0]
+    grid = max(4 * k, size) | 1
+    padded = np.zeros((grid, grid))
+    padded[:k, :k] = kernel
+    padded = np.roll(padded, (-(k // 2), -(k // 2)), axis=(0, 1))
+    spectrum = scipy.fft.rfft2(padded)
+    phi_hat = _phi(np.abs(spectrum) ** 2, float((kernel**2).sum()), var_convolved, var_other)
+    phi = np.fft.fftshift(scipy.fft.irfft2(phi_hat, s=(grid, grid)))
+    c, h = grid // 2, size // 2
+    return phi[c - h : c + h + 1, c - h : c + h + 1]
+
+
+def decorrelate(image: np.ndarray, phi: np.ndarray, workers: int = 1) -> np.ndarray:
+    """Apply ``φ̂`` (from `decorrelation_spectrum`) to an image: ``irfft2(rfft2(image) φ̂)``, float32."""
+    spectrum = scipy.fft.rfft2(image.astype(np.float32, copy=False), workers=workers)
+    spectrum *= phi
+    return scipy.fft.irfft2(spectrum, s=image.shape, workers=workers)
+
+
+def convolve_stamp(stamp: np.ndarray, kernel: np.ndarray) -> np.ndarray:
+    """``stamp ⊗ kernel`` cropped to the stamp's size (both centred, odd)."""
+    return scipy.signal.fftconvolve(stamp, kernel, mode="same")
