@@ -184,6 +184,7 @@ def alard_lupton_subtract(
 
         (difference,) = process_in_cells(shape, cells, run)
         difference[undefined] = 0.0
+        diff_variance = target.variance + convolved.variance * np.float32(kernel_sum**2)
         phi = decorrelation_kernel(centre_kernel, var_convolved, var_target, 2 * h + 1)
     diff_psf, matched_psf = _psf_grid(science, template, solution, convolve_template, phi, var_convolved,
                                       var_target, config.psfGridSize, dc.cellSize > 0)

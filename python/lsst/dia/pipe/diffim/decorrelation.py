@@ -4,11 +4,13 @@ Convolving one image by the matching kernel ``κ`` colours the difference's nois
 ``σ_u² + σ_c² |κ̂(k)|²`` (``σ_c²``: per-pixel variance of the convolved image, ``σ_u²``: of the other). The
 afterburner
 
-    φ̂(k) = sqrt[(σ_u² + σ_c² Σκ²) / (σ_u² + σ_c² |κ̂(k)|²)]
+    φ̂(k) = sqrt[(σ_u² + σ_c² (Σκ)²) / (σ_u² + σ_c² |κ̂(k)|²)]
 
-whitens it while keeping the per-pixel variance ``σ_u² + σ_c² Σκ²``, so the difference's variance plane stays
-valid; the difference PSF becomes ``φ ⊗ PSF``. (science-notes' form with ``P`` and ``κ`` is the same with a
-delta function for the image that is not convolved.)
+whitens it. ``φ̂(0) = 1``, so fluxes are preserved, and the whitened noise has the per-pixel variance
+``σ_u² + σ_c² (Σκ)²`` (larger than before decorrelation, ``σ_u² + σ_c² Σκ²``: the correlated noise's
+low-frequency power is now spread over every pixel), so the variance plane becomes
+``V_u + V_c (Σκ)²``. The difference PSF becomes ``φ ⊗ PSF``. (science-notes' form with ``P`` and ``κ`` is the
+same with a delta function for the image that is not convolved.)
 """
 
 from __future__ import annotations
@@ -22,8 +24,8 @@ from .convolution import kernel_rfft2
 __all__ = ["convolve_stamp", "decorrelate", "decorrelation_kernel", "decorrelation_spectrum"]
 
 
-def _phi(kernel_power: np.ndarray, kernel_sq_sum: float, var_convolved: float, var_other: float) -> np.ndarray:
-    return np.sqrt((var_other + var_convolved * kernel_sq_sum) / (var_other + var_convolved * kernel_power))
+def _phi(kernel_power: np.ndarray, kernel_sum: float, var_convolved: float, var_other: float) -> np.ndarray:
+    return np.sqrt((var_other + var_convolved * kernel_sum**2) / (var_other + var_convolved * kernel_power))
 
 
 def _check_variances(var_convolved: float, var_other: float) -> None:
@@ -57,7 +59,7 @@ def decorrelation_spectrum(
     _check_variances(var_convolved, var_other)
     spectrum = kernel_rfft2(kernel, shape, workers)
     power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
-    return _phi(power, float((kernel**2).sum()), var_convolved, var_other).astype(np.float32)
+    return _phi(power, float(kernel.sum()), var_convolved, var_other).astype(np.float32)
 
 
 def decorrelation_kernel(kernel: np.ndarray, var_convolved: float, var_other: float, size: int) -> np.ndarray:
@@ -72,7 +74,7 @@ def decorrelation_kernel(kernel: np.ndarray, var_convolved: float, var_other: fl
     padded[:k, :k] = kernel
     padded = np.roll(padded, (-(k // 2), -(k // 2)), axis=(0, 1))
     spectrum = scipy.fft.rfft2(padded)
-    phi_hat = _phi(np.abs(spectrum) ** 2, float((kernel**2).sum()), var_convolved, var_other)
+    phi_hat = _phi(np.abs(spectrum) ** 2, float(kernel.sum()), var_convolved, var_other)
     phi = np.fft.fftshift(scipy.fft.irfft2(phi_hat, s=(grid, grid)))
     c, h = grid // 2, size // 2
     return phi[c - h : c + h + 1, c - h : c + h + 1]

@@ -7,9 +7,10 @@ Choices, and why
   computed as two small matrix products per block of rows. For TAN/TAN-SIP pairs (different tangent points,
   rotations) the error is far below 0.01 px at 32 px spacing (tested).
 - Image: cubic B-spline interpolation with the exact interpolating prefilter (`scipy.ndimage.spline_filter` +
-  `map_coordinates(order=3)`). Its kernel is the cardinal cubic spline, whose accuracy on band-limited
-  (PSF-sampled) images matches Lanczos-3 (tested: < 0.3% of the peak on a FWHM = 2.4 px star field), at a
-  fraction of the cost of a 6×6-tap Lanczos sum. Non-finite or NO_DATA source pixels are set to 0 before the
+  `map_coordinates(order=3)`). Its kernel is the cardinal cubic spline, which is Lanczos-3 class on
+  band-limited (PSF-sampled) images at a fraction of the cost of a 6×6-tap Lanczos sum. Measured on Gaussian
+  star fields rotated by 30° (error relative to the star peak, cubic spline vs normalised Lanczos-3):
+  FWHM 4 px max 0.3% vs 1.0%, rms 0.02% vs 0.09%; FWHM 2.35 px max 3.9% vs 2.2%, rms 0.17% vs 0.17%. Non-finite or NO_DATA source pixels are set to 0 before the
   prefilter, so they cannot spread through it; their bits mark the output.
 - Variance: ``Var(Σ w_k I_k) = Σ w_k² V_k``; with the variance locally constant this is the bilinearly
   resampled variance times ``f(tx) f(ty)``, ``f(t) = Σ_k w_k(t)²`` the noise factor of the (separable)
@@ -42,6 +43,9 @@ __all__ = ["PixelMap", "WarpedRegion", "pixel_map", "warp_exposure", "warp_psf_s
 
 _UNCOVERED = np.uint32(MaskBit.NO_DATA | MaskBit.NO_TEMPLATE)
 _PREFILTER_MARGIN = 12
+#: Target pixels mapping this far (source pixels) outside the outermost source pixel centres still count as
+#: covered (rounding of the WCS round trip).
+_EDGE_TOLERANCE = 1e-3
 
 
 @dataclasses.dataclass
@@ -111,6 +115,19 @@ def _spline_noise_table(n: int = 257) -> tuple[np.ndarray, np.ndarray]:
 def _noise_factor(coordinate: np.ndarray) -> np.ndarray:
     t, f = _spline_noise_table()
     return np.interp(coordinate - np.floor(coordinate), t, f).astype(np.float32)
+
+
+def _fill_holes(image: np.ndarray, no_data: np.ndarray) -> np.ndarray:
+    """float32 copy with no-data pixels set to the mean of their valid 3×3 neighbours (0 if none), so an
+    isolated bad pixel leaves no deep hole to ring through the spline prefilter."""
+    filled = np.where(no_data, np.float32(0.0), image).astype(np.float32)
+    if no_data.any():
+        valid = (~no_data).astype(np.float32)
+        total = scipy.ndimage.uniform_filter(filled, 3, mode="nearest")
+        count = scipy.ndimage.uniform_filter(valid, 3, mode="nearest")
+        with np.errstate(invalid="ignore", divide="ignore"):
+            filled[no_data] = np.where(count[no_data] > 0, total[no_data] / count[no_data], 0.0)
+    return filled
 
 
 @dataclasses.dataclass
@@ -197,9 +214,7 @@ def warp_region(source: Exposure, target_wcs: WCS, target_shape: tuple[int, int]
     variance = source.variance[crop]
     no_data = ~(np.isfinite(image) & np.isfinite(variance)) | ((source.mask[crop] & np.uint32(MaskBit.NO_DATA)) != 0)
     mask = source.mask[crop] | np.where(no_data, np.uint32(MaskBit.NO_DATA), np.uint32(0))
-    coefficients = scipy.ndimage.spline_filter(
-        np.where(no_data, 0.0, image).astype(np.float32), order=3, mode="mirror", output=np.float32
-    )
+    coefficients = scipy.ndimage.spline_filter(_fill_holes(image, no_data), order=3, mode="mirror", output=np.float32)
     variance = np.where(no_data, 0.0, variance).astype(np.float32)
     mask = dilate_bits(mask, 1)
 
@@ -212,10 +227,11 @@ def warp_region(source: Exposure, target_wcs: WCS, target_shape: tuple[int, int]
         block = slice(start, min(start + config.rowsPerBlock, rows.stop))
         out = slice(block.start - rows.start, block.stop - rows.start)
         xs, ys = pmap.block(block, cols)
-        covered = (xs >= 0) & (xs <= snx - 1) & (ys >= 0) & (ys <= sny - 1)
+        covered = (xs >= -_EDGE_TOLERANCE) & (xs <= snx - 1 + _EDGE_TOLERANCE)
+        covered &= (ys >= -_EDGE_TOLERANCE) & (ys <= sny - 1 + _EDGE_TOLERANCE)
         if not covered.any():
             continue
-        x, y = xs[covered], ys[covered]
+        x, y = np.clip(xs[covered], 0, snx - 1), np.clip(ys[covered], 0, sny - 1)
         lx, ly = x - sx0, y - sy0
         values = scipy.ndimage.map_coordinates(coefficients, [ly, lx], order=3, prefilter=False, mode="mirror",
                                                output=np.float32)
