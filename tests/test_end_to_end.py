@@ -89,12 +89,17 @@ def test_rerun_skips_completed_work_and_keeps_outputs(sim_repo, caplog):
     assert before == after
 
 
-def test_zogy_override_file(sim_repo, config_dir):
+def test_zogy_override_file_and_matched_template(sim_repo, config_dir):
     status = run_driver(IMAGE_DIFFERENCE, [sim_repo.root, "--rerun", "zogy", "--id", "visit=1", "detector=0",
-                                           "-C", str(config_dir / "zogy.py"), "--cores", "1"])
+                                           "-C", str(config_dir / "zogy.py"), "-c", "doWriteMatchedExp=True",
+                                           "--cores", "1"])
     assert status == 0
     butler = _butler(sim_repo, "zogy")
     assert len(list(butler.query_datasets("deepDiff_diaSrc", collections="rerun/zogy"))) == 1
+    matched = butler.get("deepDiff_matchedExp", instrument="SimCam", visit=1, detector=0)
+    difference = butler.get("deepDiff_differenceExp", instrument="SimCam", visit=1, detector=0)
+    assert matched.image.array.shape == difference.image.array.shape
+    assert difference.metadata["algorithm"] == "zogy"
 
 
 def test_a_corrupt_calexp_fails_alone(sim_repo):
