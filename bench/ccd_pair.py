@@ -15,6 +15,7 @@ from __future__ import annotations
 import concurrent.futures
 import dataclasses
 import hashlib
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -83,12 +84,19 @@ def _load_planes(path: Path) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return data["image"], data["variance"], data["mask"]
 
 
-# Worker side: the sky model and preset are handed over once, by the pool initializer.
+# Worker side: each (spawned) worker rebuilds the preset and sky model from the seed (cheap, deterministic).
 _WORKER: dict = {}
 
 
-def _init_worker(preset: SurveyPreset, objects: Table) -> None:
-    _WORKER.update(preset=preset, objects=objects)
+def _dc2_survey(seed: int) -> tuple[RingsSkyMap, SurveyPreset, Table]:
+    """The dc2 sky map, the preset moved onto its tract corner (as the simulated repo) and the sky model."""
+    skymap = RingsSkyMap(SIM_SKYMAPS["dc2"])
+    preset = _field_preset("dc2", skymap)
+    return skymap, preset, sim.make_catalog(preset, seed)
+
+
+def _init_worker(seed: int) -> None:
+    _, _WORKER["preset"], _WORKER["objects"] = _dc2_survey(seed)
 
 
 def _render_patch(wcs, shape, band: str, seed: tuple[int, int, int], path: Path) -> None:
@@ -122,13 +130,11 @@ def load_ccd_pair(
     -------
     pair : `CcdPair`
     """
-    skymap = RingsSkyMap(SIM_SKYMAPS["dc2"])
-    preset = _field_preset("dc2", skymap)
+    skymap, preset, objects = _dc2_survey(seed)
     plans = {p.visit: p for p in sim.plan_survey(preset, seed)}
     if visit not in plans:
         raise KeyError(f"Visit {visit} is not in the dc2 plan (1..{len(plans)}).")
     plan = plans[visit]
-    objects = sim.make_catalog(preset, seed)
     camera = preset.camera()
     layout = camera.detector(detector)
     root = Path(cache) / f"dc2_s{seed}_v{visit}_d{detector}_{_simulator_hash()}"
@@ -152,8 +158,9 @@ def load_ccd_pair(
             jobs.append((tract, patch, tract.patch_wcs(patch), (ny, nx), root / f"patch_{tract.id}_{patch.id}.npz"))
     missing = [job for job in jobs if not job[4].exists()]
     if missing:
-        with concurrent.futures.ProcessPoolExecutor(workers, initializer=_init_worker,
-                                                    initargs=(preset, objects)) as pool:
+        # spawn, not fork: this process may already run FFT/BLAS threads
+        with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
+                                                    initializer=_init_worker, initargs=(seed,)) as pool:
             futures = [pool.submit(_render_patch, wcs, shape, plan.band, (seed, tract.id, patch.id), path)
                        for tract, patch, wcs, shape, path in missing]
             for future in futures:

@@ -282,8 +282,16 @@ def _sfft(pair: dict, out: Path, work: Path) -> dict:
             VERBOSE_LEVEL=1,
         )
     seconds = time.perf_counter() - start
-    found = re.search(r"SFFT-SUBTRACTION TAKES \[([0-9.]+) s\]", captured.getvalue())
-    return {"compute_s": round(seconds, 3), "subtraction_only_s": float(found.group(1)) if found else None,
+    text = captured.getvalue()
+    (work / "sfft_stdout.log").write_text(text)
+
+    def reported(pattern: str) -> float | None:
+        found = re.search(pattern + r" TAKES \[([0-9.]+) s\]", text)
+        return float(found.group(1)) if found else None
+
+    return {"compute_s": round(seconds, 3),
+            "configure_s": reported("Function Compilations of SFFT-SUBTRACTION"),
+            "subtraction_only_s": reported(r"\nMeLOn Report: SFFT-SUBTRACTION"),
             "settings": dict(SFFT_OPTIONS, backend="Numpy", ForceConv="REF", ConstPhotRatio=True)}
 
 

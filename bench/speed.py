@@ -476,6 +476,7 @@ def main() -> None:
     report["source_free_fraction"] = round(1.0 - float(exclude[:size, :size].mean()), 3)
     stages = ccd_stages(pair, size, exclude, fft_repeat, keep_variance=size in peer_sizes.values())
     template = stages.pop("template")
+    pair.patches = []  # only the warped template is needed from here on (frees ~1.3 GB before the peers run)
     variances = {size: stages.pop("matched_variance")} if size in peer_sizes.values() else {}
     report.update(stages)
 
