@@ -24,16 +24,16 @@ _DETECTIONS = np.uint32(MaskBit.DETECTED | MaskBit.DETECTED_NEGATIVE)
 
 
 def _template_mask(mask: np.ndarray) -> np.ndarray:
-    """A template mask in difference-image terms: SATURATED -> SAT_TEMPLATE, NO_DATA -> NO_DATA|NO_TEMPLATE,
-    detections dropped."""
-    out = mask & ~(_DETECTIONS | np.uint32(MaskBit.SATURATED))
+    """A template mask in difference-image terms: SATURATED -> SAT_TEMPLATE, NO_DATA -> NO_DATA|NO_TEMPLATE."""
+    out = mask & ~np.uint32(MaskBit.SATURATED)
     out[planes_set(mask, MaskBit.SATURATED)] |= np.uint32(MaskBit.SAT_TEMPLATE)
     out[planes_set(mask, MaskBit.NO_DATA | MaskBit.NO_TEMPLATE)] |= np.uint32(_UNDEFINED)
     return out
 
 
 def _prepare(exposure: Exposure, fill_bits: int, which: str) -> tuple[Exposure, np.ndarray]:
-    """Exposure with unusable pixels filled (image 0, variance its median) and non-finite pixels flagged NO_DATA.
+    """Exposure with unusable pixels filled (image 0, variance its median), non-finite pixels flagged NO_DATA and
+    DETECTED bits (which describe the input, not the difference) cleared.
 
     The input arrays are shared (not copied) when every pixel is usable: callers must not modify them.
 
@@ -45,7 +45,7 @@ def _prepare(exposure: Exposure, fill_bits: int, which: str) -> tuple[Exposure, 
         If no pixel is usable.
     """
     finite = np.isfinite(exposure.image) & np.isfinite(exposure.variance) & (exposure.variance > 0)
-    mask = exposure.mask.copy()
+    mask = exposure.mask & ~_DETECTIONS
     mask[~finite] |= np.uint32(MaskBit.NO_DATA)
     if which == "template":
         mask = _template_mask(mask)
@@ -118,8 +118,8 @@ def subtract_images(science: Exposure, template: Exposure, config: SubtractionCo
     median) and flagged; their bits are dilated by the kernel footprint. In the difference, pixels without
     template data (``NO_DATA``/``NO_TEMPLATE``, dilated) are 0 with ``NO_DATA | NO_TEMPLATE`` and a finite
     variance (the value propagated from the filled inputs): never NaN or inf, and excluded from detection by
-    their mask bits. The template mask enters the difference with ``SATURATED`` renamed ``SAT_TEMPLATE``
-    and its ``DETECTED`` bits dropped. ``metadata["residual_noise_ratio"]`` is `residual_noise_ratio` over
+    their mask bits. The template mask enters the difference with ``SATURATED`` renamed ``SAT_TEMPLATE``;
+    ``DETECTED``/``DETECTED_NEGATIVE`` bits of either input are dropped. ``metadata["residual_noise_ratio"]`` is `residual_noise_ratio` over
     pixels farther than 4 PSF sigmas from any 5-sigma pixel of either input.
     """
     config = config if config is not None else SubtractionConfig()
