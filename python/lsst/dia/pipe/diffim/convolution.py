@@ -140,7 +140,16 @@ def convolve_spatial(
 
 
 def _or_window(a: np.ndarray, radius: int, axis: int) -> np.ndarray:
-    """Bitwise OR over the window ``[i - radius, i + radius]`` along ``axis`` (doubling windows)."""
+    """Bitwise OR over the window ``[i - radius, i + radius]`` along ``axis`` (shifted ORs for small radii,
+    doubling windows otherwise)."""
+    if radius <= 2:
+        out = a.copy()
+        view = np.moveaxis(out, axis, 0)
+        src = np.moveaxis(a, axis, 0)
+        for shift in range(1, radius + 1):
+            view[shift:] |= src[:-shift]
+            view[:-shift] |= src[shift:]
+        return out
     width = 2 * radius + 1
     pad = [(0, 0), (0, 0)]
     pad[axis] = (radius, radius)

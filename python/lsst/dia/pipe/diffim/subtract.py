@@ -23,11 +23,19 @@ _UNDEFINED = int(MaskBit.NO_DATA | MaskBit.NO_TEMPLATE)
 _DETECTIONS = np.uint32(MaskBit.DETECTED | MaskBit.DETECTED_NEGATIVE)
 
 
+def _copy_bit(mask: np.ndarray, source: MaskBit, destination: MaskBit) -> np.ndarray:
+    """``destination`` set wherever ``source`` is (bit arithmetic, no boolean indexing)."""
+    shift = int(destination).bit_length() - int(source).bit_length()
+    bit = mask & np.uint32(source)
+    return bit << np.uint32(shift) if shift >= 0 else bit >> np.uint32(-shift)
+
+
 def _template_mask(mask: np.ndarray) -> np.ndarray:
     """A template mask in difference-image terms: SATURATED -> SAT_TEMPLATE, NO_DATA -> NO_DATA|NO_TEMPLATE."""
     out = mask & ~np.uint32(MaskBit.SATURATED)
-    out[planes_set(mask, MaskBit.SATURATED)] |= np.uint32(MaskBit.SAT_TEMPLATE)
-    out[planes_set(mask, MaskBit.NO_DATA | MaskBit.NO_TEMPLATE)] |= np.uint32(_UNDEFINED)
+    out |= _copy_bit(mask, MaskBit.SATURATED, MaskBit.SAT_TEMPLATE)
+    out |= _copy_bit(mask, MaskBit.NO_DATA, MaskBit.NO_TEMPLATE)
+    out |= _copy_bit(mask, MaskBit.NO_TEMPLATE, MaskBit.NO_DATA)
     return out
 
 

@@ -13,7 +13,7 @@ from ..psf import GridPsf
 from .config import WarpConfig
 from .errors import NoTemplateCoverageError
 from .stamps import embed_centred
-from .warp import warp_psf_stamps, warp_region
+from .warp import warp_blocks, warp_psf_stamps
 
 __all__ = ["TemplateResult", "assemble_template"]
 
@@ -83,15 +83,15 @@ def assemble_template(
     mask = np.full(target_shape, np.uint32(MaskBit.NO_DATA | MaskBit.NO_TEMPLATE), np.uint32)
     best = np.full(target_shape, -np.inf, np.float32)
     for patch in patches:
-        region = warp_region(patch, target_wcs, target_shape, config)
-        if region is None:
-            continue
-        box = (region.rows, region.cols)
-        better = region.depth > best[box]
-        best[box][better] = region.depth[better]
-        image[box][better] = region.image[better]
-        variance[box][better] = region.variance[better]
-        mask[box][better] = region.mask[better]
+        for block in warp_blocks(patch, target_wcs, target_shape, config):
+            box = (block.rows, block.cols)
+            wins = block.depth > best[box][block.covered]
+            better = block.covered.copy()
+            better[block.covered] = wins
+            best[box][better] = block.depth[wins]
+            image[box][better] = block.image[wins]
+            variance[box][better] = block.variance[wins]
+            mask[box][better] = block.mask[wins]
     coverage = float(np.count_nonzero(np.isfinite(best))) / best.size
     if coverage < config.minCoverage or coverage == 0.0:
         raise NoTemplateCoverageError(coverage, config.minCoverage)

@@ -196,10 +196,10 @@ def zogy_subtract(
 
     radius_n = max(footprint_radius(centre.science), 1)
     radius_r = max(footprint_radius(centre.template), 1)
-    mask = dilate_bits(science.mask, radius_n) | dilate_bits(template.mask, radius_r)
+    template_mask = dilate_bits(template.mask, radius_r)
+    mask = dilate_bits(science.mask, radius_n) | template_mask
     border = max(radius_n, radius_r, footprint_radius(centre.score_science), footprint_radius(centre.score_template))
     flag_edges(mask, border)
-    template_mask = dilate_bits(template.mask, radius_r)
     flag_edges(template_mask, border)
 
     xs = np.linspace(0, nx - 1, config.psfGridSize)
