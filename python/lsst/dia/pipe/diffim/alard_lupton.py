@@ -17,12 +17,12 @@ from ..psf import GridPsf
 from .basis import make_alard_lupton_basis
 from .candidates import find_kernel_candidates
 from .cells import Cell, cell_layout, process_in_cells
-from .config import SubtractionConfig, mask_bits
+from .config import DecorrelationConfig, SubtractionConfig, mask_bits
 from .convolution import convolve, convolve_spatial, dilate_bits, flag_edges, footprint_radius
 from .decorrelation import convolve_stamp, decorrelate, decorrelation_kernel, decorrelation_spectrum
 from .grids import upsample
-from .metrics import typical_variance
 from .kernel_fit import KernelFit, KernelSolution, fit_kernel
+from .metrics import typical_variance
 from .stamps import embed_centred
 
 __all__ = ["alard_lupton_subtract"]
@@ -75,13 +75,57 @@ def _psf_grid(
                 base = convolve_stamp(embed_centred(p_s, p_t.shape[0]), kernel)
                 matched = p_t
             if phi is not None:
-                node_phi = decorrelation_kernel(kernel, var_convolved, var_target, phi.shape[0]) if per_node_phi else phi
+                node_phi = phi
+                if per_node_phi:
+                    node_phi = decorrelation_kernel(kernel, var_convolved, var_target, phi.shape[0])
                 base = convolve_stamp(base, node_phi)
             diff_row.append(base)
             matched_row.append(matched)
         diff_stamps.append(diff_row)
         matched_stamps.append(matched_row)
     return GridPsf(xs, ys, np.array(diff_stamps)), GridPsf(xs, ys, np.array(matched_stamps))
+
+
+def _convolve_exposure(
+    exposure: Exposure, solution: KernelSolution, workers: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``K ⊗`` image, variance (``≈ V ⊗ K²``) and mask of an exposure; wrapped-around borders replaced.
+
+    The variance is convolved with the centre kernel squared and scaled by the spatial change of ``ΣK²``
+    (exact for a locally constant variance). Mask bits are dilated by the centre kernel's footprint
+    (``|K| ≥ 10⁻³ max|K|``). The ``half kernel`` border of image and variance is the unconvolved plane times
+    ``ΣK`` (resp. ``ΣK²``), instead of the circular convolution's wrapped-around values.
+    """
+    ny, nx = exposure.shape
+    h = solution.basis.shape[-1] // 2
+    centre_kernel = solution.kernel_image(0.5 * (nx - 1), 0.5 * (ny - 1))
+    image = convolve_spatial(exposure.image, solution.spatial_kernels, solution.kernel_model, workers)
+    _restore_edges(image, exposure.image, solution.kernel_sum, h)
+    variance = convolve(exposure.variance, centre_kernel**2, workers)
+    _restore_edges(variance, exposure.variance, float((centre_kernel**2).sum()), h)
+    variance *= _kernel_power_ratio(solution, exposure.shape)
+    mask = dilate_bits(exposure.mask, footprint_radius(centre_kernel))
+    return image, variance, mask
+
+
+def _decorrelate(
+    difference: np.ndarray, solution: KernelSolution, var_convolved: float, var_target: float,
+    config: DecorrelationConfig, workers: int,
+) -> np.ndarray:
+    """The difference whitened by ``φ`` from the kernel at the image centre (or at each cell's centre)."""
+    ny, nx = difference.shape
+    h = solution.basis.shape[-1] // 2
+    cells = cell_layout(difference.shape, config.cellSize, config.cellOverlap, 2 * h)
+
+    def run(cell: Cell) -> tuple[np.ndarray]:
+        rows, cols = cell.region
+        centre = (0.5 * (nx - 1), 0.5 * (ny - 1)) if len(cells) == 1 else cell.centre
+        sub = difference[rows, cols]
+        spectrum = decorrelation_spectrum(solution.kernel_image(*centre), sub.shape, var_convolved, var_target,
+                                          workers)
+        return (decorrelate(sub, spectrum, workers),)
+
+    return process_in_cells(difference.shape, cells, run)[0]
 
 
 def alard_lupton_subtract(
@@ -116,11 +160,16 @@ def alard_lupton_subtract(
         Too few kernel stars.
     lsst.dia.pipe.diffim.KernelSolveError
         Singular kernel fit at every spatial order.
+
+    Notes
+    -----
+    Kernel stamps: fit region of half side ``h + ceil(3 σ_target)`` (``h`` the kernel half side), so the
+    convolved star and its kernel wings lie inside it; that decouples the kernel sum from the per-stamp
+    background. Without decorrelation the difference variance is ``V_target + V_convolved ⊗ K²``; with it,
+    ``V_target + V_convolved (ΣK)²`` (see `~lsst.dia.pipe.diffim.decorrelation`).
     """
     al = config.alardLupton
-    workers = config.fftWorkers
-    shape = science.shape
-    ny, nx = shape
+    ny, nx = science.shape
     xc, yc = 0.5 * (nx - 1), 0.5 * (ny - 1)
     convolve_template = mode == "convolveTemplate"
     target, convolved = (science, template) if convolve_template else (template, science)
@@ -139,29 +188,19 @@ def alard_lupton_subtract(
     timings["time_kernel_fit_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    centre_kernel = solution.kernel_image(xc, yc)
-    kernel_sum = solution.kernel_sum
-    image = convolve_spatial(convolved.image, solution.spatial_kernels, solution.kernel_model, workers)
-    _restore_edges(image, convolved.image, kernel_sum, h)
-    ratio = _kernel_power_ratio(solution, shape)
-    variance = convolve(convolved.variance, centre_kernel**2, workers)
-    _restore_edges(variance, convolved.variance, float((centre_kernel**2).sum()), h)
-    variance *= ratio
-    radius = footprint_radius(centre_kernel)
-    convolved_mask = dilate_bits(convolved.mask, radius)
+    image, variance, mask = _convolve_exposure(convolved, solution, config.fftWorkers)
     background = solution.background_image() if al.fitBackground else np.float32(0.0)
     if convolve_template:
-        matched_image = image + background
-        matched_variance, matched_mask = variance, convolved_mask
+        matched_image, matched_variance, matched_mask = image + background, variance, mask
         difference = science.image - matched_image
         diff_variance = science.variance + variance
-        diff_mask = science.mask | convolved_mask
+        diff_mask = science.mask | mask
     else:
         matched_image = template.image - background
         matched_variance, matched_mask = template.variance, template.mask.copy()
         difference = image - matched_image
         diff_variance = variance + template.variance
-        diff_mask = convolved_mask | template.mask
+        diff_mask = mask | template.mask
     flag_edges(diff_mask, h)
     flag_edges(matched_mask, h)
     undefined = (diff_mask & _UNDEFINED) != 0
@@ -169,25 +208,17 @@ def alard_lupton_subtract(
     timings["time_convolution_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    phi = None
     var_convolved = typical_variance(convolved.variance, usable)
     var_target = typical_variance(target.variance, usable)
-    dc = config.decorrelation
+    phi = None
     if config.doDecorrelation:
-        cells = cell_layout(shape, dc.cellSize, dc.cellOverlap, 2 * h)
-
-        def run(cell: Cell) -> tuple[np.ndarray]:
-            rows, cols = cell.region
-            kernel = centre_kernel if len(cells) == 1 else solution.kernel_image(*cell.centre)
-            spectrum = decorrelation_spectrum(kernel, difference[rows, cols].shape, var_convolved, var_target, workers)
-            return (decorrelate(difference[rows, cols], spectrum, workers),)
-
-        (difference,) = process_in_cells(shape, cells, run)
+        difference = _decorrelate(difference, solution, var_convolved, var_target, config.decorrelation,
+                                  config.fftWorkers)
         difference[undefined] = 0.0
-        diff_variance = target.variance + convolved.variance * np.float32(kernel_sum**2)
-        phi = decorrelation_kernel(centre_kernel, var_convolved, var_target, 2 * h + 1)
+        diff_variance = target.variance + convolved.variance * np.float32(solution.kernel_sum**2)
+        phi = decorrelation_kernel(solution.kernel_image(xc, yc), var_convolved, var_target, 2 * h + 1)
     diff_psf, matched_psf = _psf_grid(science, template, solution, convolve_template, phi, var_convolved,
-                                      var_target, config.psfGridSize, dc.cellSize > 0)
+                                      var_target, config.psfGridSize, config.decorrelation.cellSize > 0)
     timings["time_decorrelation_s"] = time.perf_counter() - t0
 
     common = dict(wcs=science.wcs, x0=science.x0, y0=science.y0, band=science.band)
@@ -198,7 +229,7 @@ def alard_lupton_subtract(
                            psf=matched_psf, mjd=template.mjd, **common)
     used = np.asarray(fit.stamps["used"])
     metadata = {
-        "kernel_sum": kernel_sum,
+        "kernel_sum": solution.kernel_sum,
         "kernel_size": basis.size,
         "kernel_basis_sigmas": ",".join(f"{s:.3f}" for s in basis.sigmas),
         "n_kernel_peaks": candidates.n_peaks,

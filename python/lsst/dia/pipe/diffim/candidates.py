@@ -132,9 +132,9 @@ def find_kernel_candidates(
     -----
     Peaks are the 3×3 maxima of the science image smoothed by a box of about 2.4 PSF sigmas (a cheap, nearly
     optimal matched filter for finding stars) whose smoothed S/N (white-noise approximation, per-pixel variance)
-    exceeds ``peakThreshold``; every such peak is a potential neighbour in the isolation test. PSF fluxes use the PSF at the image centre (meas_base estimator
-    ``ΣPI/ΣP²``, error ``sqrt(ΣP²V)/ΣP²``). The point-like test compares the Gaussian-weighted central second
-    moment of the star to that of the PSF image.
+    exceeds ``peakThreshold``; every such peak is a potential neighbour in the isolation test. PSF fluxes use
+    the PSF at the image centre (meas_base estimator ``ΣPI/ΣP²``, error ``sqrt(ΣP²V)/ΣP²``). The point-like
+    test compares the Gaussian-weighted central second moment of the star to that of the PSF image.
     """
     ny, nx = science.shape
     xc, yc = 0.5 * (nx - 1), 0.5 * (ny - 1)

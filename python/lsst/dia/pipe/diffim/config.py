@@ -206,7 +206,8 @@ class AlardLuptonConfig(pexConfig.Config):
             if getattr(self, name) % 2 != 1:
                 _fail(self, name, f"{name} must be odd, got {getattr(self, name)}.")
         if self.minKernelSize > self.maxKernelSize:
-            _fail(self, "maxKernelSize", f"maxKernelSize ({self.maxKernelSize}) < minKernelSize ({self.minKernelSize}).")
+            _fail(self, "maxKernelSize",
+                  f"maxKernelSize ({self.maxKernelSize}) < minKernelSize ({self.minKernelSize}).")
         if len(self.basisDegrees) != len(self.basisSigmaRatios):
             _fail(self, "basisSigmaRatios", f"{len(self.basisSigmaRatios)} sigma ratios for "
                   f"{len(self.basisDegrees)} basis degrees; give one per Gaussian.")

@@ -64,7 +64,7 @@ def kernel_rfft2(kernel: np.ndarray, shape: tuple[int, int], workers: int = 1) -
     return spectrum.astype(np.complex64, copy=False)
 
 
-def convolve(image: np.ndarray, kernel: np.ndarray, workers: int = 1, image_fft: np.ndarray | None = None) -> np.ndarray:
+def convolve(image: np.ndarray, kernel: np.ndarray, workers: int = 1) -> np.ndarray:
     """Circular convolution of an image by a small kernel (float32 FFTs).
 
     Parameters
@@ -75,8 +75,6 @@ def convolve(image: np.ndarray, kernel: np.ndarray, workers: int = 1, image_fft:
         Small odd kernel, centred.
     workers : `int`
         Threads for `scipy.fft`.
-    image_fft : `numpy.ndarray`, optional
-        ``scipy.fft.rfft2(image)`` if already computed.
 
     Returns
     -------
@@ -85,9 +83,7 @@ def convolve(image: np.ndarray, kernel: np.ndarray, workers: int = 1, image_fft:
     """
     shape = image.shape
     spectrum = kernel_rfft2(kernel, shape, workers)
-    if image_fft is None:
-        image_fft = scipy.fft.rfft2(image.astype(np.float32, copy=False), workers=workers)
-    spectrum *= image_fft
+    spectrum *= scipy.fft.rfft2(image.astype(np.float32, copy=False), workers=workers)
     return scipy.fft.irfft2(spectrum, s=shape, workers=workers)
 
 

@@ -178,7 +178,9 @@ def build_stamp_systems(
     return out
 
 
-def solve_normal(normal: np.ndarray, rhs: np.ndarray, max_condition: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def solve_normal(
+    normal: np.ndarray, rhs: np.ndarray, max_condition: float
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Solve a stack of symmetric normal systems, flagging (near-)singular ones.
 
     Parameters

@@ -88,7 +88,9 @@ def _source_pixels(science: Exposure, template: Exposure) -> np.ndarray:
     return dilate(bright, int(np.ceil(4 * sigma)))
 
 
-def subtract_images(science: Exposure, template: Exposure, config: SubtractionConfig | None = None) -> SubtractionResult:
+def subtract_images(
+    science: Exposure, template: Exposure, config: SubtractionConfig | None = None
+) -> SubtractionResult:
     """PSF-match and subtract a template from a science image on the same pixel grid.
 
     Parameters
@@ -127,8 +129,9 @@ def subtract_images(science: Exposure, template: Exposure, config: SubtractionCo
     template data (``NO_DATA``/``NO_TEMPLATE``, dilated) are 0 with ``NO_DATA | NO_TEMPLATE`` and a finite
     variance (the value propagated from the filled inputs): never NaN or inf, and excluded from detection by
     their mask bits. The template mask enters the difference with ``SATURATED`` renamed ``SAT_TEMPLATE``;
-    ``DETECTED``/``DETECTED_NEGATIVE`` bits of either input are dropped. ``metadata["residual_noise_ratio"]`` is `residual_noise_ratio` over
-    pixels farther than 4 PSF sigmas from any 5-sigma pixel of either input.
+    ``DETECTED``/``DETECTED_NEGATIVE`` bits of either input are dropped. ``metadata["residual_noise_ratio"]``
+    is `residual_noise_ratio` over pixels farther than 4 PSF sigmas from any 5-sigma pixel of either input.
+    BLAS runs single-threaded inside (many small products); ``config.fftWorkers`` threads the FFTs.
     """
     config = config if config is not None else SubtractionConfig()
     config.validate()

@@ -145,13 +145,18 @@ def star_field_pair(
     """
     rng = np.random.default_rng(seed)
     ny, nx = shape
-    sig_fn = sigma_science if callable(sigma_science) else (lambda x, y, s=float(sigma_science): np.full_like(np.asarray(x, float), s))
+    if callable(sigma_science):
+        sig_fn = sigma_science
+    else:
+        def sig_fn(x, y, s=float(sigma_science)):
+            return np.full_like(np.asarray(x, float), s)
+
     x = rng.uniform(8, nx - 9, n_stars)
     y = rng.uniform(8, ny - 9, n_stars)
     sig = sig_fn(x, y)
     snr = np.exp(rng.uniform(np.log(snr_range[0]), np.log(snr_range[1]), n_stars))
     flux = snr * noise_science * np.sqrt(4 * np.pi * sig**2)
-    tx, ty, tf = (np.zeros(0), np.zeros(0), np.zeros(0)) if transients is None else (np.asarray(a, float) for a in transients)
+    tx, ty, tf = (np.asarray(a, float) for a in (transients or (np.zeros(0), np.zeros(0), np.zeros(0))))
     science = render_gaussian_sources(shape, np.r_[x, tx], np.r_[y, ty], np.r_[flux, tf], np.r_[sig, sig_fn(tx, ty)])
     science += rng.normal(0, noise_science, shape).astype(np.float32)
     template = render_gaussian_sources(shape, x, y, flux * template_scale, sigma_template)

@@ -9,7 +9,7 @@ With science ``N`` (PSF ``P_n``, per-pixel noise ``σ_n²``, flux scale ``F_n``)
     P̂_D    = F_r F_n P̂_r P̂_n / (F_D den)                  its PSF (sums to 1)
     S      = D ⋆ P_D (correlation),  S_corr = S / sqrt(V(S))  score, in sigma
 
-i.e. ``D = k_n ⊗ N - k_r ⊗ R`` with ``k̂_n = F_r P̂_r / (F_D den)`` and ``k̂_r = F_n P̂_n / (F_D den)``. Variances
+i.e. ``D = k_n ⊗ N - k_r ⊗ R`` with ``k̂_n = F_r P̂_r / (F_D den)``, ``k̂_r = F_n P̂_n / (F_D den)``. Variances
 are propagated pixel by pixel, ``V(D) = V_n ⊗ k_n² + V_r ⊗ k_r²`` and likewise for ``S`` with the score kernels
 ``ŝ = k̂ conj(P̂_D)``, so ``S_corr`` follows a variance that changes over the image (the astrometric-noise terms
 of the paper are not included). The small kernels are computed with FFTs on a grid of four PSF widths and

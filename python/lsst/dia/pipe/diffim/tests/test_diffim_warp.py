@@ -10,7 +10,7 @@ from lsst.dia.pipe.diffim.synthetic import render_gaussian_sources, tan_wcs
 from lsst.dia.pipe.diffim.warp import pixel_map
 from lsst.dia.pipe.exposure import Exposure
 from lsst.dia.pipe.masks import MaskBit
-from lsst.dia.pipe.psf import GaussianPsf, GridPsf, psf_moments_sigma
+from lsst.dia.pipe.psf import GaussianPsf, GridPsf
 
 TARGET_SHAPE = (256, 256)
 
