@@ -126,9 +126,9 @@ def subtract_images(
     -----
     Non-finite pixels and pixels with ``config.fillMaskPlanes`` bits are set to 0 before any FFT (variance: the
     median) and flagged; their bits are dilated by the kernel footprint. In the difference, pixels without
-    template data (``NO_DATA``/``NO_TEMPLATE``, dilated) are 0 with ``NO_DATA | NO_TEMPLATE`` and a finite
-    variance (the value propagated from the filled inputs): never NaN or inf, and excluded from detection by
-    their mask bits. The template mask enters the difference with ``SATURATED`` renamed ``SAT_TEMPLATE``;
+    template data (dilated) are 0 with ``NO_DATA | NO_TEMPLATE``, pixels without science data 0 with
+    ``NO_DATA``, both with a finite variance (the value propagated from the filled inputs): never NaN or inf,
+    and excluded from detection by their mask bits. The template mask enters the difference with ``SATURATED`` renamed ``SAT_TEMPLATE``;
     ``DETECTED``/``DETECTED_NEGATIVE`` bits of either input are dropped. ``metadata["residual_noise_ratio"]``
     is `residual_noise_ratio` over pixels farther than 4 PSF sigmas from any 5-sigma pixel of either input.
     BLAS runs single-threaded inside (many small products); ``config.fftWorkers`` threads the FFTs.
@@ -163,13 +163,14 @@ def _subtract(science: Exposure, template: Exposure, config: SubtractionConfig) 
         difference, matched, score, metadata = zogy_subtract(sci, tmpl, usable, config)
         kernel_sources, solution = empty_kernel_sources(), None
         mode = "symmetric"
-        metadata.update(kernel_sum=1.0, n_kernel_candidates=0, n_kernel_used=0, spatial_order_used=0)
+        # The photometric ratio science/template, what the AL kernel sum measures.
+        kernel_sum = config.zogy.fluxScaleScience / config.zogy.fluxScaleTemplate
+        metadata.update(kernel_sum=kernel_sum, n_kernel_candidates=0, n_kernel_used=0, spatial_order_used=0)
         timings["time_zogy_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
     undefined = planes_set(difference.mask, _UNDEFINED)
     difference.image[undefined] = 0.0
-    difference.mask[undefined] |= np.uint32(_UNDEFINED)
     if score is not None:
         score[undefined] = 0.0
     ratio = residual_noise_ratio(difference, exclude=_source_pixels(sci, tmpl))

@@ -112,6 +112,17 @@ def test_uncovered_template_pixels_are_zero_and_flagged():
     assert 0.97 < residual_noise_ratio(diff) < 1.08
 
 
+def test_missing_science_pixels_are_zero_without_no_template():
+    pair = star_field_pair((512, 512), n_stars=300, seed=6)
+    pair.science.image[400:, :] = np.nan
+    result = subtract_images(pair.science, pair.template)
+    diff = result.difference
+    assert np.all(diff.image[400:] == 0.0) and np.all(diff.mask[400:] & MaskBit.NO_DATA)
+    assert not np.any(diff.mask[:380] & np.uint32(MaskBit.NO_TEMPLATE | MaskBit.NO_DATA))
+    assert not np.any(diff.mask & np.uint32(MaskBit.NO_TEMPLATE))
+    assert result.metadata["template_coverage"] == 1.0
+
+
 def test_bad_template_pixel_does_not_leak():
     pair = star_field_pair((512, 512), n_stars=300, seed=8)
     pair.template.image[256, 256] = 1e9
