@@ -313,7 +313,7 @@ def _properimage(pair: dict, out: Path, work: Path) -> dict:
     fits.writeto(out, difference, overwrite=True)
     return {"compute_s": round(seconds, 3),
             "settings": {"fitted_psf": True, "beta": True, "shift": False, "iterative": False,
-                         "normalisation": "ZOGY D (unit noise)"}}
+                         "output": "ZOGY D"}}
 
 
 _RUNNERS = {"sfft": _sfft, "properimage": _properimage}
