@@ -14,7 +14,7 @@ Public API
 - errors: `NoTemplateCoverageError`, `InsufficientKernelSourcesError`, `KernelSolveError`, `EmptyImageError`
   (all `DiffimError`)
 - building blocks: `make_alard_lupton_basis`, `find_kernel_candidates`, `fit_kernel`, `convolve_spatial`,
-  `zogy_kernels`, `decorrelation_spectrum`, `ChebyshevSpatialModel`
+  `zogy_kernels`, `decorrelation_kernel`, `ChebyshevSpatialModel`
 """
 
 from .basis import AlardLuptonBasis, make_alard_lupton_basis
@@ -28,7 +28,7 @@ from .config import (
     ZogyConfig,
 )
 from .convolution import convolve_spatial
-from .decorrelation import decorrelation_spectrum
+from .decorrelation import decorrelation_kernel
 from .errors import (
     DiffimError,
     EmptyImageError,
@@ -68,7 +68,7 @@ __all__ = [
     "ZogyKernels",
     "assemble_template",
     "convolve_spatial",
-    "decorrelation_spectrum",
+    "decorrelation_kernel",
     "find_kernel_candidates",
     "fit_kernel",
     "make_alard_lupton_basis",

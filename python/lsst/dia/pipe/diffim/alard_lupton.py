@@ -12,14 +12,14 @@ import time
 import numpy as np
 
 from ..exposure import Exposure
-from ..masks import MaskBit, planes_set
+from ..masks import MaskBit, any_set, planes_set
 from ..psf import GridPsf
 from .basis import make_alard_lupton_basis
 from .candidates import find_kernel_candidates
 from .cells import Cell, cell_layout, process_in_cells
 from .config import DecorrelationConfig, SubtractionConfig, mask_bits
 from .convolution import convolve, convolve_spatial, dilate_bits, flag_edges, footprint_radius
-from .decorrelation import convolve_stamp, decorrelate, decorrelation_kernel, decorrelation_spectrum
+from .decorrelation import convolve_stamp, decorrelation_kernel
 from .grids import upsample
 from .kernel_fit import KernelFit, KernelSolution, fit_kernel
 from .metrics import typical_variance
@@ -112,18 +112,16 @@ def _decorrelate(
     difference: np.ndarray, solution: KernelSolution, var_convolved: float, var_target: float,
     config: DecorrelationConfig, workers: int,
 ) -> np.ndarray:
-    """The difference whitened by ``φ`` from the kernel at the image centre (or at each cell's centre)."""
+    """The difference whitened by ``φ`` (cropped to ``4h + 1`` pixels, ``h`` the kernel half side) from the
+    kernel at the image centre (or at each cell's centre)."""
     ny, nx = difference.shape
     h = solution.basis.shape[-1] // 2
     cells = cell_layout(difference.shape, config.cellSize, config.cellOverlap, 2 * h)
 
     def run(cell: Cell) -> tuple[np.ndarray]:
-        rows, cols = cell.region
         centre = (0.5 * (nx - 1), 0.5 * (ny - 1)) if len(cells) == 1 else cell.centre
-        sub = difference[rows, cols]
-        spectrum = decorrelation_spectrum(solution.kernel_image(*centre), sub.shape, var_convolved, var_target,
-                                          workers)
-        return (decorrelate(sub, spectrum, workers),)
+        phi = decorrelation_kernel(solution.kernel_image(*centre), var_convolved, var_target, 4 * h + 1)
+        return (convolve(difference[cell.region], phi, workers),)
 
     return process_in_cells(difference.shape, cells, run)[0]
 
@@ -193,18 +191,17 @@ def alard_lupton_subtract(
     if convolve_template:
         matched_image, matched_variance, matched_mask = image + background, variance, mask
         difference = science.image - matched_image
-        diff_variance = science.variance + variance
         diff_mask = science.mask | mask
     else:
         matched_image = template.image - background
         matched_variance, matched_mask = template.variance, template.mask.copy()
         difference = image - matched_image
-        diff_variance = variance + template.variance
         diff_mask = mask | template.mask
     flag_edges(diff_mask, h)
     flag_edges(matched_mask, h)
-    undefined = (diff_mask & _UNDEFINED) != 0
-    difference[undefined] = 0.0
+    undefined = (diff_mask & _UNDEFINED) != 0 if any_set(diff_mask, _UNDEFINED) else None
+    if undefined is not None:
+        difference[undefined] = 0.0
     timings["time_convolution_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -214,9 +211,13 @@ def alard_lupton_subtract(
     if config.doDecorrelation:
         difference = _decorrelate(difference, solution, var_convolved, var_target, config.decorrelation,
                                   config.fftWorkers)
-        difference[undefined] = 0.0
-        diff_variance = target.variance + convolved.variance * np.float32(solution.kernel_sum**2)
-        phi = decorrelation_kernel(solution.kernel_image(xc, yc), var_convolved, var_target, 2 * h + 1)
+        if undefined is not None:
+            difference[undefined] = 0.0
+        diff_variance = convolved.variance * np.float32(solution.kernel_sum**2)
+        diff_variance += target.variance
+        phi = decorrelation_kernel(solution.kernel_image(xc, yc), var_convolved, var_target, 4 * h + 1)
+    else:
+        diff_variance = variance + target.variance
     diff_psf, matched_psf = _psf_grid(science, template, solution, convolve_template, phi, var_convolved,
                                       var_target, config.psfGridSize, config.decorrelation.cellSize > 0)
     timings["time_decorrelation_s"] = time.perf_counter() - t0

@@ -10,11 +10,11 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-import scipy.ndimage
 from scipy.spatial import cKDTree
 
 from ..exposure import Exposure
 from .config import KernelSourceConfig
+from .convolution import convolve
 from .stamps import extract_stamps
 
 __all__ = ["KernelCandidates", "find_kernel_candidates"]
@@ -130,18 +130,19 @@ def find_kernel_candidates(
 
     Notes
     -----
-    Peaks are the 3×3 maxima of the science image smoothed by a box of about 2.4 PSF sigmas (a cheap, nearly
-    optimal matched filter for finding stars) whose smoothed S/N (white-noise approximation, per-pixel variance)
-    exceeds ``peakThreshold``; every such peak is a potential neighbour in the isolation test. PSF fluxes use
+    Peaks are the 3×3 maxima of the science image smoothed by a Gaussian of the PSF sigma (tiled FFTs) whose
+    smoothed S/N (white-noise approximation, per-pixel variance) exceeds ``peakThreshold``; every such peak is a potential neighbour in the isolation test. PSF fluxes use
     the PSF at the image centre (meas_base estimator ``ΣPI/ΣP²``, error ``sqrt(ΣP²V)/ΣP²``). The point-like
     test compares the Gaussian-weighted central second moment of the star to that of the PSF image.
     """
     ny, nx = science.shape
     xc, yc = 0.5 * (nx - 1), 0.5 * (ny - 1)
     sigma = float(science.psf.sigma(xc, yc))
-    box = 2 * max(1, int(round(1.2 * sigma))) + 1
-    smoothed = scipy.ndimage.uniform_filter(science.image, box, output=np.float32, mode="nearest")
-    noise_factor = np.float32(1.0 / box)
+    r = np.arange(-int(np.ceil(3 * sigma)), int(np.ceil(3 * sigma)) + 1)
+    gauss = np.exp(-0.5 * (r[:, None] ** 2 + r[None, :] ** 2) / sigma**2)
+    gauss /= gauss.sum()
+    smoothed = convolve(science.image, gauss)
+    noise_factor = np.float32(np.sqrt((gauss**2).sum()))
     above = smoothed > np.float32(config.peakThreshold) * noise_factor * np.sqrt(science.variance)
     px, py = _local_peaks(smoothed, above)
     n_peaks = int(px.size)

@@ -1,8 +1,9 @@
 """FFT convolution of whole images by small kernels, spatially varying kernels, and mask dilation.
 
-Images are convolved circularly on their own grid (no padding, so a 4096² image uses 4096² FFTs): only
-pixels within a kernel half-width of the border see wrapped-around data, and callers flag those
-``DETECTION_EDGE``. ``⊗`` is true convolution: ``(I ⊗ K)[y, x] = Σ K[j + h, i + h] I[y - j, x - i]`` for a
+Whole images are convolved with overlap-save FFTs on tiles (`TiledSpectra`): one batched forward transform
+per image, one small kernel transform and one batched inverse per kernel; pixels within a kernel half-width of
+the border see zeros beyond the edge, and callers flag those ``DETECTION_EDGE``. `kernel_rfft2` gives a small
+kernel's spectrum on any grid (also used for full-image FFTs, e.g. by ZOGY). ``⊗`` is true convolution: ``(I ⊗ K)[y, x] = Σ K[j + h, i + h] I[y - j, x - i]`` for a
 ``(2h+1)²`` kernel ``K`` centred on ``[h, h]``.
 """
 
@@ -15,6 +16,7 @@ from ..masks import MaskBit
 from .spatial import ChebyshevSpatialModel
 
 __all__ = [
+    "TiledSpectra",
     "convolve",
     "convolve_spatial",
     "dilate",
@@ -64,8 +66,96 @@ def kernel_rfft2(kernel: np.ndarray, shape: tuple[int, int], workers: int = 1) -
     return spectrum.astype(np.complex64, copy=False)
 
 
+class TiledSpectra:
+    """Overlap-save FFTs of an image in tiles, for repeated convolutions by small kernels.
+
+    The image (zero-padded beyond its edges) is cut into ``tile × tile`` blocks, each extended by ``margin``
+    pixels on every side to an FFT side ``L = next_fast_len(tile + 2 margin)``, and transformed once. A
+    kernel of half side ``<= margin`` then costs one small kernel transform and one batched inverse FFT
+    (about 1.1× the pixels of the image), with no full-size kernel transform and cache-sized FFTs.
+
+    Parameters
+    ----------
+    image : `numpy.ndarray`
+        ``(ny, nx)`` image.
+    margin : `int`
+        Largest kernel half side that will be used [pixels].
+    tile : `int`
+        Tile side [pixels] (reduced for small images).
+    workers : `int`
+        Threads for `scipy.fft`.
+    """
+
+    def __init__(self, image: np.ndarray, margin: int, tile: int = 1024, workers: int = 1) -> None:
+        ny, nx = image.shape
+        self.shape = (ny, nx)
+        self.margin = int(margin)
+        self.tile = int(min(tile, max(ny, nx)))
+        self.workers = workers
+        self.size = scipy.fft.next_fast_len(self.tile + 2 * self.margin, real=True)
+        self.n_y, self.n_x = -(-ny // self.tile), -(-nx // self.tile)
+        padded = np.zeros(((self.n_y - 1) * self.tile + self.size, (self.n_x - 1) * self.tile + self.size),
+                          np.float32)
+        padded[self.margin : self.margin + ny, self.margin : self.margin + nx] = image
+        rs, cs = padded.strides
+        tiles = np.lib.stride_tricks.as_strided(
+            padded, (self.n_y, self.n_x, self.size, self.size), (self.tile * rs, self.tile * cs, rs, cs),
+            writeable=False,
+        ).reshape(-1, self.size, self.size)
+        self.spectra = scipy.fft.rfft2(tiles, workers=workers)
+
+    def _check(self, kernel: np.ndarray) -> None:
+        if kernel.shape[0] // 2 > self.margin or kernel.shape[1] // 2 > self.margin:
+            raise ValueError(f"Kernel {kernel.shape} is wider than the tile margin {self.margin}.")
+
+    def _valid(self, kernel: np.ndarray) -> np.ndarray:
+        """``(n_tiles, tile, tile)`` view of the valid part of every tile convolved by ``kernel``."""
+        self._check(kernel)
+        spectrum = kernel_rfft2(kernel, (self.size, self.size), self.workers)
+        spectrum = self.spectra * spectrum
+        out = scipy.fft.irfft2(spectrum, s=(self.size, self.size), workers=self.workers, overwrite_x=True)
+        m, t = self.margin, self.tile
+        return out[:, m : m + t, m : m + t]
+
+    def _untile(self, tiles: np.ndarray) -> np.ndarray:
+        """Tiles ``(n_tiles, tile, tile)`` back to the ``(ny, nx)`` image."""
+        t = self.tile
+        image = np.empty((self.n_y * t, self.n_x * t), np.float32)
+        image.reshape(self.n_y, t, self.n_x, t)[...] = tiles.reshape(self.n_y, self.n_x, t, t).transpose(0, 2, 1, 3)
+        return np.ascontiguousarray(image[: self.shape[0], : self.shape[1]])
+
+    def convolve(self, kernel: np.ndarray) -> np.ndarray:
+        """``image ⊗ kernel``, ``(ny, nx)`` float32 (zeros assumed beyond the image edges)."""
+        return self._untile(self._valid(kernel))
+
+    def convolve_spatial(self, kernels: np.ndarray, model: ChebyshevSpatialModel) -> np.ndarray:
+        """``Σ_s p_s(x, y) (image ⊗ K_s)`` for kernels ``(n_terms, k, k)`` and the terms of ``model``."""
+        if kernels.shape[0] != model.n_terms:
+            raise ValueError(f"{kernels.shape[0]} spatial kernels for {model.n_terms} spatial terms.")
+        t = self.tile
+        fy, fx = model.axis_factors()
+        # Per-tile weights: tile i = (iy, ix) takes rows iy*t.. and columns ix*t.. of the factors.
+        iy, ix = np.divmod(np.arange(self.n_y * self.n_x), self.n_x)
+        fy = np.pad(fy, ((0, 0), (0, self.n_y * t - self.shape[0]))).reshape(len(fy), self.n_y, t)[:, iy, :, None]
+        fx = np.pad(fx, ((0, 0), (0, self.n_x * t - self.shape[1]))).reshape(len(fx), self.n_x, t)[:, ix, None, :]
+        total = np.zeros((self.n_y * self.n_x, t, t), np.float32)
+        weighted = np.empty_like(total)
+        for s, (p, q) in enumerate(model.terms):
+            term = self._valid(kernels[s])
+            if p and q:
+                np.multiply(term, fy[s], out=weighted)
+                weighted *= fx[s]
+                total += weighted
+            elif p or q:
+                np.multiply(term, fy[s] if p else fx[s], out=weighted)
+                total += weighted
+            else:
+                total += term
+        return self._untile(total)
+
+
 def convolve(image: np.ndarray, kernel: np.ndarray, workers: int = 1) -> np.ndarray:
-    """Circular convolution of an image by a small kernel (float32 FFTs).
+    """Convolution of an image by a small kernel (overlap-save float32 FFTs, zeros beyond the edges).
 
     Parameters
     ----------
@@ -79,12 +169,9 @@ def convolve(image: np.ndarray, kernel: np.ndarray, workers: int = 1) -> np.ndar
     Returns
     -------
     convolved : `numpy.ndarray`
-        ``(ny, nx)`` float32; pixels within the kernel half-width of the border are wrapped around.
+        ``(ny, nx)`` float32; pixels within the kernel half-width of the border saw zeros beyond the edge.
     """
-    shape = image.shape
-    spectrum = kernel_rfft2(kernel, shape, workers)
-    spectrum *= scipy.fft.rfft2(image.astype(np.float32, copy=False), workers=workers)
-    return scipy.fft.irfft2(spectrum, s=shape, workers=workers)
+    return TiledSpectra(image, max(kernel.shape) // 2, workers=workers).convolve(kernel)
 
 
 def convolve_spatial(
@@ -106,33 +193,16 @@ def convolve_spatial(
     Returns
     -------
     convolved : `numpy.ndarray`
-        ``(ny, nx)`` float32.
+        ``(ny, nx)`` float32 (zeros assumed beyond the image edges).
 
     Notes
     -----
-    One forward ``rfft2`` of the image and one inverse per spatial term; the kernel is evaluated exactly at
+    One forward (tiled) FFT of the image and one inverse per spatial term; the kernel is evaluated exactly at
     every pixel (the polynomial weights multiply the convolved images, which is exact because the kernel is
     linear in the ``p_s``).
     """
-    if spatial_kernels.shape[0] != model.n_terms:
-        raise ValueError(f"{spatial_kernels.shape[0]} spatial kernels for {model.n_terms} spatial terms.")
-    shape = image.shape
-    image_fft = scipy.fft.rfft2(image.astype(np.float32, copy=False), workers=workers)
-    fy, fx = model.axis_factors()
-    out = None
-    for s, (p, q) in enumerate(model.terms):
-        spectrum = kernel_rfft2(spatial_kernels[s], shape, workers)
-        spectrum *= image_fft
-        term = scipy.fft.irfft2(spectrum, s=shape, workers=workers)
-        if q:
-            term *= fx[s][None, :]
-        if p:
-            term *= fy[s][:, None]
-        if out is None:
-            out = term
-        else:
-            out += term
-    return out
+    margin = max(spatial_kernels.shape[1:]) // 2
+    return TiledSpectra(image, margin, workers=workers).convolve_spatial(spatial_kernels, model)
 
 
 def _or_window(a: np.ndarray, radius: int, axis: int) -> np.ndarray:

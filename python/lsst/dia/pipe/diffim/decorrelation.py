@@ -9,7 +9,8 @@ afterburner
 whitens it. ``φ̂(0) = 1``, so fluxes are preserved, and the whitened noise has the per-pixel variance
 ``σ_u² + σ_c² (Σκ)²`` (larger than before decorrelation, ``σ_u² + σ_c² Σκ²``: the correlated noise's
 low-frequency power is now spread over every pixel), so the variance plane becomes
-``V_u + V_c (Σκ)²``. The difference PSF becomes ``φ ⊗ PSF``. (science-notes' form with ``P`` and ``κ`` is the
+``V_u + V_c (Σκ)²``. The difference PSF becomes ``φ ⊗ PSF``. ``φ`` is computed on a grid four times the
+kernel side (so its wings do not alias) and applied in real space, cropped to twice the kernel side. (science-notes' form with ``P`` and ``κ`` is the
 same with a delta function for the image that is not convolved.)
 """
 
@@ -19,9 +20,8 @@ import numpy as np
 import scipy.fft
 import scipy.signal
 
-from .convolution import kernel_rfft2
 
-__all__ = ["convolve_stamp", "decorrelate", "decorrelation_kernel", "decorrelation_spectrum"]
+__all__ = ["convolve_stamp", "decorrelation_kernel"]
 
 
 def _phi(kernel_power: np.ndarray, kernel_sum: float, var_convolved: float, var_other: float) -> np.ndarray:
@@ -33,33 +33,6 @@ def _check_variances(var_convolved: float, var_other: float) -> None:
         raise ValueError(
             f"Decorrelation needs finite variances (convolved >= 0, other > 0), got {var_convolved!r}, {var_other!r}."
         )
-
-
-def decorrelation_spectrum(
-    kernel: np.ndarray, shape: tuple[int, int], var_convolved: float, var_other: float, workers: int = 1
-) -> np.ndarray:
-    """``φ̂`` on the ``rfft2`` grid of an image of ``shape``.
-
-    Parameters
-    ----------
-    kernel : `numpy.ndarray`
-        Matching kernel ``κ`` (odd, centred).
-    shape : `tuple` [`int`, `int`]
-        ``(ny, nx)`` of the image to decorrelate.
-    var_convolved, var_other : `float`
-        Typical per-pixel variances [nJy²] of the convolved and of the other input image.
-    workers : `int`
-        Threads for `scipy.fft`.
-
-    Returns
-    -------
-    phi : `numpy.ndarray`
-        ``(ny, nx // 2 + 1)`` float32, real and positive.
-    """
-    _check_variances(var_convolved, var_other)
-    spectrum = kernel_rfft2(kernel, shape, workers)
-    power = (spectrum.real**2 + spectrum.imag**2).astype(np.float32)
-    return _phi(power, float(kernel.sum()), var_convolved, var_other).astype(np.float32)
 
 
 def decorrelation_kernel(kernel: np.ndarray, var_convolved: float, var_other: float, size: int) -> np.ndarray:
@@ -78,13 +51,6 @@ def decorrelation_kernel(kernel: np.ndarray, var_convolved: float, var_other: fl
     phi = np.fft.fftshift(scipy.fft.irfft2(phi_hat, s=(grid, grid)))
     c, h = grid // 2, size // 2
     return phi[c - h : c + h + 1, c - h : c + h + 1]
-
-
-def decorrelate(image: np.ndarray, phi: np.ndarray, workers: int = 1) -> np.ndarray:
-    """Apply ``φ̂`` (from `decorrelation_spectrum`) to an image: ``irfft2(rfft2(image) φ̂)``, float32."""
-    spectrum = scipy.fft.rfft2(image.astype(np.float32, copy=False), workers=workers)
-    spectrum *= phi
-    return scipy.fft.irfft2(spectrum, s=image.shape, workers=workers)
 
 
 def convolve_stamp(stamp: np.ndarray, kernel: np.ndarray) -> np.ndarray:

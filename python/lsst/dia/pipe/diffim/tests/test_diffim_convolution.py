@@ -8,34 +8,50 @@ import scipy.ndimage
 
 from lsst.dia.pipe.diffim.cells import cell_layout, process_in_cells
 from lsst.dia.pipe.diffim.convolution import (
+    TiledSpectra,
     convolve,
     convolve_spatial,
     dilate,
     dilate_bits,
     flag_edges,
     footprint_radius,
+    kernel_rfft2,
 )
 from lsst.dia.pipe.diffim.spatial import ChebyshevSpatialModel
 from lsst.dia.pipe.masks import MaskBit
 
 
-def test_convolve_matches_direct_convolution():
+@pytest.mark.parametrize("shape,tile", [((96, 80), 512), ((700, 530), 128)])
+def test_convolve_matches_direct_convolution(shape, tile):
+    """Overlap-save tiles (several, partial ones at the edges) equal a direct convolution with zero padding."""
     rng = np.random.default_rng(0)
-    image = rng.normal(size=(96, 80)).astype(np.float32)
-    kernel = rng.normal(size=(7, 7))
-    expected = scipy.ndimage.convolve(image.astype(float), kernel, mode="wrap")
-    np.testing.assert_allclose(convolve(image, kernel), expected, atol=1e-4)
+    image = rng.normal(size=shape).astype(np.float32)
+    kernel = rng.normal(size=(7, 9))[:, 1:8]
+    expected = scipy.ndimage.convolve(image.astype(float), kernel, mode="constant")
+    np.testing.assert_allclose(TiledSpectra(image, 5, tile=tile).convolve(kernel), expected, atol=2e-4)
+    np.testing.assert_allclose(convolve(image, kernel), expected, atol=2e-4)
+    with pytest.raises(ValueError, match="margin"):
+        TiledSpectra(image, 2).convolve(kernel)
+
+
+def test_kernel_rfft2_centres_the_kernel():
+    rng = np.random.default_rng(4)
+    image = rng.normal(size=(64, 50)).astype(np.float32)
+    kernel = rng.normal(size=(5, 5))
+    spectrum = kernel_rfft2(kernel, image.shape) * np.fft.rfft2(image)
+    circular = np.fft.irfft2(spectrum, s=image.shape)
+    np.testing.assert_allclose(circular, scipy.ndimage.convolve(image.astype(float), kernel, mode="wrap"), atol=1e-4)
 
 
 def test_convolve_spatial_matches_per_pixel_kernel():
     """At sample pixels, Σ_s p_s(x, y) (I ⊗ K_s) equals the convolution by the local kernel K(x, y)."""
     rng = np.random.default_rng(1)
-    shape = (64, 72)
+    shape = (640, 720)
     image = rng.normal(size=shape).astype(np.float32)
     model = ChebyshevSpatialModel(2, shape)
     kernels = rng.normal(size=(model.n_terms, 5, 5))
     out = convolve_spatial(image, kernels, model)
-    for x, y in ((10, 10), (40, 30), (60, 55)):
+    for x, y in ((10, 10), (40, 30), (600, 550), (511, 512), (700, 100)):
         p = model.design(np.array([x]), np.array([y]))[0]
         local = np.tensordot(p, kernels, axes=1)
         patch = image[y - 2 : y + 3, x - 2 : x + 3][::-1, ::-1]
