@@ -12,7 +12,7 @@ import time
 import numpy as np
 
 from ..exposure import Exposure
-from ..masks import MaskBit, any_set, planes_set
+from ..masks import MaskBit, planes_set
 from ..psf import GridPsf
 from .basis import make_alard_lupton_basis
 from .candidates import find_kernel_candidates
@@ -177,7 +177,7 @@ def alard_lupton_subtract(
     h = basis.half_size
     half_fit = h + int(np.ceil(3 * target.psf.sigma(xc, yc)))
     bad = planes_set(science.mask | template.mask, mask_bits(al.kernelSources.badMaskPlanes)) | ~usable
-    candidates = find_kernel_candidates(science, template, bad, half_fit + h, al.kernelSources)
+    candidates = find_kernel_candidates(science, template, bad, half_fit + h, al.kernelSources, config.fftWorkers)
     timings["time_candidates_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
@@ -199,7 +199,8 @@ def alard_lupton_subtract(
         diff_mask = mask | template.mask
     flag_edges(diff_mask, h)
     flag_edges(matched_mask, h)
-    undefined = (diff_mask & _UNDEFINED) != 0 if any_set(diff_mask, _UNDEFINED) else None
+    undefined = (diff_mask & _UNDEFINED) != 0
+    undefined = undefined if undefined.any() else None
     if undefined is not None:
         difference[undefined] = 0.0
     timings["time_convolution_s"] = time.perf_counter() - t0

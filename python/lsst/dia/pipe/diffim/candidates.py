@@ -107,7 +107,8 @@ def _weighted_size(stamps: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def find_kernel_candidates(
-    science: Exposure, template: Exposure, bad: np.ndarray, border: int, config: KernelSourceConfig
+    science: Exposure, template: Exposure, bad: np.ndarray, border: int, config: KernelSourceConfig,
+    workers: int = 1,
 ) -> KernelCandidates:
     """Find kernel-candidate stars on a science/template pair on the same pixel grid.
 
@@ -122,6 +123,8 @@ def find_kernel_candidates(
         image) [pixels].
     config : `KernelSourceConfig`
         Selection cuts.
+    workers : `int`
+        Threads for `scipy.fft` (smoothing).
 
     Returns
     -------
@@ -141,7 +144,7 @@ def find_kernel_candidates(
     r = np.arange(-int(np.ceil(3 * sigma)), int(np.ceil(3 * sigma)) + 1)
     gauss = np.exp(-0.5 * (r[:, None] ** 2 + r[None, :] ** 2) / sigma**2)
     gauss /= gauss.sum()
-    smoothed = convolve(science.image, gauss)
+    smoothed = convolve(science.image, gauss, workers)
     noise_factor = np.float32(np.sqrt((gauss**2).sum()))
     above = smoothed > np.float32(config.peakThreshold) * noise_factor * np.sqrt(science.variance)
     px, py = _local_peaks(smoothed, above)

@@ -258,10 +258,22 @@ def dilate_bits(mask: np.ndarray, radius: int, bits: int | None = None) -> np.nd
     if radius <= 0:
         return mask.copy()
     selected = mask if bits is None else mask & np.uint32(bits)
-    if not selected.any():
+    rows = selected.any(axis=1)
+    if not rows.any():
         return mask.copy()
-    grown = _or_window(_or_window(selected, radius, 0), radius, 1)
-    return grown | mask
+    # When few rows (columns) hold set bits, the horizontal (vertical) pass runs on those only.
+    if rows.mean() < 0.25:
+        horizontal = np.zeros_like(selected)
+        horizontal[rows] = _or_window(selected[rows], radius, 1)
+    else:
+        horizontal = _or_window(selected, radius, 1)
+    cols = horizontal.any(axis=0)
+    grown = mask.copy()
+    if cols.mean() < 0.25:
+        grown[:, cols] |= _or_window(horizontal[:, cols], radius, 0)
+    else:
+        grown |= _or_window(horizontal, radius, 0)
+    return grown
 
 
 def dilate(pixels: np.ndarray, radius: int) -> np.ndarray:
