@@ -70,8 +70,8 @@ def assemble_template(
     Where patches overlap, each pixel comes from the one patch in which it lies deepest (farthest from that
     patch's edge) among those with data there, not from an average: overlapping patches of one tract share
     their input pixels, and tracts are built from the same visits, so a weighted mean would understate the
-    variance and mix PSFs. The PSF at each node of a ``psfGridSize²`` grid is the warped PSF of the patch
-    that is deepest at that node.
+    variance and mix PSFs. The PSF at each node of a ``psfGridSize²`` grid is the warped PSF of the
+    contributing patch that is deepest at that node (patches that supply no pixel are ignored).
     """
     config = config if config is not None else WarpConfig()
     config.validate()
@@ -82,10 +82,13 @@ def assemble_template(
     variance = np.full(target_shape, np.nan, np.float32)
     mask = np.full(target_shape, np.uint32(MaskBit.NO_DATA | MaskBit.NO_TEMPLATE), np.uint32)
     best = np.full(target_shape, -np.inf, np.float32)
+    contributors: list[Exposure] = []
     for patch in patches:
         for block in warp_blocks(patch, target_wcs, target_shape, config):
             box = (block.rows, block.cols)
             wins = block.depth > best[box][block.covered]
+            if wins.any() and (not contributors or contributors[-1] is not patch):
+                contributors.append(patch)
             better = block.covered.copy()
             better[block.covered] = wins
             best[box][better] = block.depth[wins]
@@ -98,7 +101,7 @@ def assemble_template(
 
     xs, ys = np.linspace(0, nx - 1, config.psfGridSize), np.linspace(0, ny - 1, config.psfGridSize)
     grids, depths = [], []
-    for patch in patches:
+    for patch in contributors:
         stamps, sx, sy = warp_psf_stamps(patch.psf, patch.wcs, target_wcs, xs, ys)
         grids.append(stamps)
         depths.append(_edge_depth(sx, sy, patch.shape))
@@ -107,5 +110,5 @@ def assemble_template(
     stamps = np.array([[embed_centred(grids[choice[i, j]][i, j], size) for j in range(len(xs))]
                        for i in range(len(ys))])
     exposure = Exposure(image=image, variance=variance, mask=mask, psf=GridPsf(xs, ys, stamps), wcs=target_wcs,
-                        band=patches[0].band)
+                        band=contributors[0].band)
     return TemplateResult(exposure=exposure, coverage_fraction=coverage)

@@ -173,6 +173,16 @@ def test_assemble_raises_without_coverage():
         assemble_template([small], target_wcs, TARGET_SHAPE, config)
 
 
+def test_assemble_ignores_patches_the_wcs_cannot_map():
+    """A patch on the opposite side of the sky (its TAN projection is undefined there) contributes nothing."""
+    target_wcs = tan_wcs(TARGET_SHAPE, 0.2, 150.0, 2.0)
+    antipodal = _exposure(np.ones((100, 100)), tan_wcs((100, 100), 0.2, 330.0, -2.0))
+    good = _exposure(np.full((300, 300), 3.0), tan_wcs((300, 300), 0.2, 150.0, 2.0))
+    result = assemble_template([antipodal, good], target_wcs, TARGET_SHAPE)
+    assert result.coverage_fraction == 1.0
+    np.testing.assert_allclose(result.exposure.image, 3.0, atol=1e-5)
+
+
 def test_warp_config_rejects_bad_values():
     import lsst.pex.config as pexConfig
 
