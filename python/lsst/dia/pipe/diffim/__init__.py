@@ -15,6 +15,8 @@ Public API
   (all `DiffimError`)
 - building blocks: `make_alard_lupton_basis`, `find_kernel_candidates`, `fit_kernel`, `convolve_spatial`,
   `zogy_kernels`, `decorrelation_kernel`, `ChebyshevSpatialModel`
+- `lsst.dia.pipe.diffim.synthetic` (not imported here): simulated star-field pairs with known kernels and
+  transients, for tests and ``bench/bench_diffim.py``
 """
 
 from .basis import AlardLuptonBasis, make_alard_lupton_basis
