@@ -112,15 +112,15 @@ def _decorrelate(
     difference: np.ndarray, solution: KernelSolution, var_convolved: float, var_target: float,
     config: DecorrelationConfig, workers: int,
 ) -> np.ndarray:
-    """The difference whitened by ``φ`` (cropped to ``4h + 1`` pixels, ``h`` the kernel half side) from the
-    kernel at the image centre (or at each cell's centre)."""
+    """The difference whitened by ``φ`` (cropped to the kernel's size, beyond which it holds < 1e-6 of its
+    absolute sum) from the kernel at the image centre (or at each cell's centre)."""
     ny, nx = difference.shape
     h = solution.basis.shape[-1] // 2
     cells = cell_layout(difference.shape, config.cellSize, config.cellOverlap, 2 * h)
 
     def run(cell: Cell) -> tuple[np.ndarray]:
         centre = (0.5 * (nx - 1), 0.5 * (ny - 1)) if len(cells) == 1 else cell.centre
-        phi = decorrelation_kernel(solution.kernel_image(*centre), var_convolved, var_target, 4 * h + 1)
+        phi = decorrelation_kernel(solution.kernel_image(*centre), var_convolved, var_target, 2 * h + 1)
         return (convolve(difference[cell.region], phi, workers),)
 
     return process_in_cells(difference.shape, cells, run)[0]
@@ -216,7 +216,7 @@ def alard_lupton_subtract(
             difference[undefined] = 0.0
         diff_variance = convolved.variance * np.float32(solution.kernel_sum**2)
         diff_variance += target.variance
-        phi = decorrelation_kernel(solution.kernel_image(xc, yc), var_convolved, var_target, 4 * h + 1)
+        phi = decorrelation_kernel(solution.kernel_image(xc, yc), var_convolved, var_target, 2 * h + 1)
     else:
         diff_variance = variance + target.variance
     diff_psf, matched_psf = _psf_grid(science, template, solution, convolve_template, phi, var_convolved,

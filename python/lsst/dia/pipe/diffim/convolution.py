@@ -103,6 +103,7 @@ class TiledSpectra:
             writeable=False,
         ).reshape(-1, self.size, self.size)
         self.spectra = scipy.fft.rfft2(tiles, workers=workers)
+        self._buffer = np.empty_like(self.spectra)
 
     def _check(self, kernel: np.ndarray) -> None:
         if kernel.shape[0] // 2 > self.margin or kernel.shape[1] // 2 > self.margin:
@@ -111,8 +112,8 @@ class TiledSpectra:
     def _valid(self, kernel: np.ndarray) -> np.ndarray:
         """``(n_tiles, tile, tile)`` view of the valid part of every tile convolved by ``kernel``."""
         self._check(kernel)
-        spectrum = kernel_rfft2(kernel, (self.size, self.size), self.workers)
-        spectrum = self.spectra * spectrum
+        spectrum = np.multiply(self.spectra, kernel_rfft2(kernel, (self.size, self.size), self.workers),
+                               out=self._buffer)
         out = scipy.fft.irfft2(spectrum, s=(self.size, self.size), workers=self.workers, overwrite_x=True)
         m, t = self.margin, self.tile
         return out[:, m : m + t, m : m + t]

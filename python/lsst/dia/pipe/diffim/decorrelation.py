@@ -10,7 +10,8 @@ whitens it. ``φ̂(0) = 1``, so fluxes are preserved, and the whitened noise has
 ``σ_u² + σ_c² (Σκ)²`` (larger than before decorrelation, ``σ_u² + σ_c² Σκ²``: the correlated noise's
 low-frequency power is now spread over every pixel), so the variance plane becomes
 ``V_u + V_c (Σκ)²``. The difference PSF becomes ``φ ⊗ PSF``. ``φ`` is computed on a grid four times the
-kernel side (so its wings do not alias) and applied in real space, cropped to twice the kernel side. (science-notes' form with ``P`` and ``κ`` is the
+kernel side (so its wings do not alias) and applied in real space, cropped to the kernel's size (beyond
+which it holds < 1e-6 of its absolute sum for Gaussian-like kernels). (science-notes' form with ``P`` and ``κ`` is the
 same with a delta function for the image that is not convolved.)
 """
 
