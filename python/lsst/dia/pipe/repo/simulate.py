@@ -26,7 +26,7 @@ from ..imaging.camera import make_camera_frames, make_detector
 from ..imaging.coadd import make_cell_coadd
 from ..imaging.visit import make_visit_image
 from ..psf.conversion import grid_to_cell_psf
-from ..sim import PRESETS, SurveyPreset, VisitPlan, get_preset, make_catalog, plan_survey, render_coadd
+from ..sim import PRESETS, VisitPlan, get_preset, make_catalog, plan_survey, render_coadd
 from ..sim import render_visit_detector
 from ..skymap import RingsSkyMap, SkyMapDefinition
 from ..skymap.storage import skymap_to_dict
@@ -76,20 +76,21 @@ class SimRepoSummary:
     seconds: float
 
 
-def _field_preset(name: str, skymap: RingsSkyMap, **overrides) -> SurveyPreset:
-    """The preset with its field moved onto the nearest tract corner (south-west corner of its tract)."""
+def _field_overrides(name: str, skymap: RingsSkyMap, **overrides) -> dict:
+    """Preset overrides that move the field onto the nearest tract corner (south-west corner of its tract)."""
     base = get_preset(name)
     tract = int(skymap.find_tracts(base.field_ra, base.field_dec))
     _, _, ra_lo, _, dec_lo, _ = skymap.inner_bounds(tract)
-    return get_preset(name, field_ra=float(ra_lo % 360.0), field_dec=float(dec_lo), **overrides)
+    return {"field_ra": float(ra_lo % 360.0), "field_dec": float(dec_lo), **overrides}
 
 
 # --- worker side -----------------------------------------------------------------------------------------
 _WORKER: dict = {}
 
 
-def _init_worker(preset: SurveyPreset, objects: Table) -> None:
-    _WORKER["preset"] = preset
+def _init_worker(preset_name: str, overrides: dict, objects: Table) -> None:
+    # the preset is rebuilt from its name (it holds read-only mappings, which do not pickle)
+    _WORKER["preset"] = get_preset(preset_name, **overrides)
     _WORKER["objects"] = objects
 
 
@@ -145,7 +146,8 @@ def make_sim_repo(
     say = progress or (lambda message: _log.info("%s", message))
     start = time.perf_counter()
     skymap = RingsSkyMap(SIM_SKYMAPS[preset_name])
-    preset = _field_preset(preset_name, skymap, **preset_overrides)
+    overrides = _field_overrides(preset_name, skymap, **preset_overrides)
+    preset = get_preset(preset_name, **overrides)
     butler = create_repo(root)
     run = f"sim/{preset_name}"
     butler = Butler.from_config(str(root), writeable=True, run=run)
@@ -177,7 +179,7 @@ def make_sim_repo(
     n_calexps = n_coadds = 0
     # spawn, not fork: the butler and GalSim may hold threads in this process
     with concurrent.futures.ProcessPoolExecutor(workers, mp_context=multiprocessing.get_context("spawn"),
-                                                initializer=_init_worker, initargs=(preset, objects)) as pool:
+                                                initializer=_init_worker, initargs=(preset_name, overrides, objects)) as pool:
         jobs = [pool.submit(_render_calexp, plan, d.id, seed) for plan in plans for d in camera.detectors]
         for job in concurrent.futures.as_completed(jobs):
             rendered = job.result()

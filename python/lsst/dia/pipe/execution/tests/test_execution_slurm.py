@@ -71,7 +71,7 @@ def test_driver_runs_through_slurm(slurm_conf, tmp_path):
         "--batch-output",
         str(tmp_path / "batch"),
     ]
-    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "#SBATCH --cpus-per-task=2" in result.stdout
     # The quanta ran in a Slurm job: slurmctld allocated one, and Parsl wrote its sbatch script.
