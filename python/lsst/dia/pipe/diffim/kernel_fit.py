@@ -132,7 +132,8 @@ def build_stamp_systems(
     """
     h = basis.half_size
     side = 2 * half_fit + 1
-    bands = _band_matrices(basis.factors, side)
+    # The separable convolutions run in float32 (kernel sums change by ~1e-6); the normal equations in float64.
+    bands = _band_matrices(basis.factors, side).astype(np.float32)
     n_factors = len(basis.factors)
     by_column: dict[int, list[tuple[int, int]]] = {}
     for r, (col, row) in enumerate(basis.raw_terms):
@@ -148,11 +149,11 @@ def build_stamp_systems(
         sl = slice(start, min(start + _CHUNK, n))
         cx, cy = x[sl], y[sl]
         c = len(cx)
-        stamps = extract_stamps(convolved.image, cx, cy, half_fit + h).astype(float)
+        stamps = extract_stamps(convolved.image, cx, cy, half_fit + h).astype(np.float32)
         # Rows convolved by every column factor: (c, rows, side, n_factors); then columns by the row factors.
         rows_done = (stamps @ bands.transpose(1, 0, 2).reshape(bands.shape[1], -1)).reshape(
             c, bands.shape[1], n_factors, side)
-        raw = np.empty((c, n_basis, side, side))
+        raw = np.empty((c, n_basis, side, side), np.float32)
         for col, terms in by_column.items():
             row_bands = bands[[row for _, row in terms]]
             raw[:, [r for r, _ in terms]] = np.einsum("pyb,cpx->cbyx", row_bands.transpose(1, 2, 0),
