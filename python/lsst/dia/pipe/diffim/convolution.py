@@ -69,10 +69,11 @@ def kernel_rfft2(kernel: np.ndarray, shape: tuple[int, int], workers: int = 1) -
 class TiledSpectra:
     """Overlap-save FFTs of an image in tiles, for repeated convolutions by small kernels.
 
-    The image (zero-padded beyond its edges) is cut into ``tile × tile`` blocks, each extended by ``margin``
-    pixels on every side to an FFT side ``L = next_fast_len(tile + 2 margin)``, and transformed once. A
-    kernel of half side ``<= margin`` then costs one small kernel transform and one batched inverse FFT
-    (about 1.1× the pixels of the image), with no full-size kernel transform and cache-sized FFTs.
+    The image (zero-padded beyond its edges) is cut into blocks of at most ``tile × tile`` pixels, each
+    extended by ``margin`` pixels on every side to FFT sides ``next_fast_len(block + 2 margin)``, and
+    transformed once. A kernel of half side ``<= margin`` then costs one small kernel transform and one
+    batched inverse FFT (about 1.1× the pixels of the image), with no full-size kernel transform and
+    cache-sized FFTs.
 
     Parameters
     ----------
@@ -81,48 +82,43 @@ class TiledSpectra:
     margin : `int`
         Largest kernel half side that will be used [pixels].
     tile : `int`
-        Tile side [pixels] (reduced for small images).
+        Largest block side [pixels].
     workers : `int`
         Threads for `scipy.fft`.
     """
 
     def __init__(self, image: np.ndarray, margin: int, tile: int = 1024, workers: int = 1) -> None:
-        ny, nx = image.shape
-        self.shape = (ny, nx)
+        self.shape = image.shape
         self.margin = int(margin)
-        self.tile = int(min(tile, max(ny, nx)))
         self.workers = workers
-        self.size = scipy.fft.next_fast_len(self.tile + 2 * self.margin, real=True)
-        self.n_y, self.n_x = -(-ny // self.tile), -(-nx // self.tile)
-        padded = np.zeros(((self.n_y - 1) * self.tile + self.size, (self.n_x - 1) * self.tile + self.size),
-                          np.float32)
-        padded[self.margin : self.margin + ny, self.margin : self.margin + nx] = image
+        #: Block sides (rows, columns), number of blocks per axis and FFT sides.
+        self.block = tuple(min(int(tile), n) for n in self.shape)
+        self.count = tuple(-(-n // b) for n, b in zip(self.shape, self.block))
+        self.size = tuple(scipy.fft.next_fast_len(b + 2 * self.margin, real=True) for b in self.block)
+        (by, bx), (cy, cx), (ly, lx) = self.block, self.count, self.size
+        padded = np.zeros(((cy - 1) * by + ly, (cx - 1) * bx + lx), np.float32)
+        padded[self.margin : self.margin + self.shape[0], self.margin : self.margin + self.shape[1]] = image
         rs, cs = padded.strides
         tiles = np.lib.stride_tricks.as_strided(
-            padded, (self.n_y, self.n_x, self.size, self.size), (self.tile * rs, self.tile * cs, rs, cs),
-            writeable=False,
-        ).reshape(-1, self.size, self.size)
+            padded, (cy, cx, ly, lx), (by * rs, bx * cs, rs, cs), writeable=False
+        ).reshape(-1, ly, lx)
         self.spectra = scipy.fft.rfft2(tiles, workers=workers)
         self._buffer = np.empty_like(self.spectra)
 
-    def _check(self, kernel: np.ndarray) -> None:
+    def _valid(self, kernel: np.ndarray) -> np.ndarray:
+        """``(n_tiles, block_y, block_x)`` view of the valid part of every tile convolved by ``kernel``."""
         if kernel.shape[0] // 2 > self.margin or kernel.shape[1] // 2 > self.margin:
             raise ValueError(f"Kernel {kernel.shape} is wider than the tile margin {self.margin}.")
-
-    def _valid(self, kernel: np.ndarray) -> np.ndarray:
-        """``(n_tiles, tile, tile)`` view of the valid part of every tile convolved by ``kernel``."""
-        self._check(kernel)
-        spectrum = np.multiply(self.spectra, kernel_rfft2(kernel, (self.size, self.size), self.workers),
-                               out=self._buffer)
-        out = scipy.fft.irfft2(spectrum, s=(self.size, self.size), workers=self.workers, overwrite_x=True)
-        m, t = self.margin, self.tile
-        return out[:, m : m + t, m : m + t]
+        spectrum = np.multiply(self.spectra, kernel_rfft2(kernel, self.size, self.workers), out=self._buffer)
+        out = scipy.fft.irfft2(spectrum, s=self.size, workers=self.workers, overwrite_x=True)
+        m, (by, bx) = self.margin, self.block
+        return out[:, m : m + by, m : m + bx]
 
     def _untile(self, tiles: np.ndarray) -> np.ndarray:
-        """Tiles ``(n_tiles, tile, tile)`` back to the ``(ny, nx)`` image."""
-        t = self.tile
-        image = np.empty((self.n_y * t, self.n_x * t), np.float32)
-        image.reshape(self.n_y, t, self.n_x, t)[...] = tiles.reshape(self.n_y, self.n_x, t, t).transpose(0, 2, 1, 3)
+        """Blocks ``(n_tiles, block_y, block_x)`` back to the ``(ny, nx)`` image."""
+        (by, bx), (cy, cx) = self.block, self.count
+        image = np.empty((cy * by, cx * bx), np.float32)
+        image.reshape(cy, by, cx, bx)[...] = tiles.reshape(cy, cx, by, bx).transpose(0, 2, 1, 3)
         return np.ascontiguousarray(image[: self.shape[0], : self.shape[1]])
 
     def convolve(self, kernel: np.ndarray) -> np.ndarray:
@@ -133,13 +129,13 @@ class TiledSpectra:
         """``Σ_s p_s(x, y) (image ⊗ K_s)`` for kernels ``(n_terms, k, k)`` and the terms of ``model``."""
         if kernels.shape[0] != model.n_terms:
             raise ValueError(f"{kernels.shape[0]} spatial kernels for {model.n_terms} spatial terms.")
-        t = self.tile
+        (by, bx), (cy, cx) = self.block, self.count
         fy, fx = model.axis_factors()
-        # Per-tile weights: tile i = (iy, ix) takes rows iy*t.. and columns ix*t.. of the factors.
-        iy, ix = np.divmod(np.arange(self.n_y * self.n_x), self.n_x)
-        fy = np.pad(fy, ((0, 0), (0, self.n_y * t - self.shape[0]))).reshape(len(fy), self.n_y, t)[:, iy, :, None]
-        fx = np.pad(fx, ((0, 0), (0, self.n_x * t - self.shape[1]))).reshape(len(fx), self.n_x, t)[:, ix, None, :]
-        total = np.zeros((self.n_y * self.n_x, t, t), np.float32)
+        # Per-tile weights: tile i = (iy, ix) takes rows iy*by.. and columns ix*bx.. of the factors.
+        iy, ix = np.divmod(np.arange(cy * cx), cx)
+        fy = np.pad(fy, ((0, 0), (0, cy * by - self.shape[0]))).reshape(len(fy), cy, by)[:, iy, :, None]
+        fx = np.pad(fx, ((0, 0), (0, cx * bx - self.shape[1]))).reshape(len(fx), cx, bx)[:, ix, None, :]
+        total = np.zeros((cy * cx, by, bx), np.float32)
         weighted = np.empty_like(total)
         for s, (p, q) in enumerate(model.terms):
             term = self._valid(kernels[s])

@@ -21,7 +21,7 @@ from lsst.dia.pipe.diffim.spatial import ChebyshevSpatialModel
 from lsst.dia.pipe.masks import MaskBit
 
 
-@pytest.mark.parametrize("shape,tile", [((96, 80), 512), ((700, 530), 128)])
+@pytest.mark.parametrize("shape,tile", [((96, 80), 512), ((700, 530), 128), ((60, 900), 256)])
 def test_convolve_matches_direct_convolution(shape, tile):
     """Overlap-save tiles (several, partial ones at the edges) equal a direct convolution with zero padding."""
     rng = np.random.default_rng(0)
