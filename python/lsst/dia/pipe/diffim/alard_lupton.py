@@ -7,6 +7,8 @@ differential background. Sign convention: the difference is always science minus
 
 from __future__ import annotations
 
+import copy
+import logging
 import time
 
 import numpy as np
@@ -14,18 +16,21 @@ import numpy as np
 from ..exposure import Exposure
 from ..masks import MaskBit, planes_set
 from ..psf import GridPsf
-from .basis import make_alard_lupton_basis
-from .candidates import find_kernel_candidates
+from .basis import AlardLuptonBasis, make_alard_lupton_basis
+from .candidates import KernelCandidates, find_kernel_candidates
 from .cells import Cell, cell_layout, process_in_cells
-from .config import DecorrelationConfig, SubtractionConfig, mask_bits
+from .config import AlardLuptonConfig, DecorrelationConfig, SubtractionConfig, mask_bits
 from .convolution import convolve, convolve_spatial, dilate_bits, flag_edges, footprint_radius
 from .decorrelation import convolve_stamp, decorrelation_kernel
+from .errors import InsufficientKernelSourcesError
 from .grids import upsample
 from .kernel_fit import KernelFit, KernelSolution, fit_kernel
 from .metrics import typical_variance
 from .stamps import embed_centred
 
 __all__ = ["alard_lupton_subtract"]
+
+_log = logging.getLogger(__name__)
 
 _UNDEFINED = np.uint32(MaskBit.NO_DATA | MaskBit.NO_TEMPLATE)
 
@@ -126,6 +131,41 @@ def _decorrelate(
     return process_in_cells(difference.shape, cells, run)[0]
 
 
+def _fit_kernel_to_psfs(
+    target: Exposure, convolved: Exposure, basis: AlardLuptonBasis, half_fit: int, config: AlardLuptonConfig
+) -> KernelFit:
+    """Fit the kernel that maps the convolved image's PSF onto the target's (``P_c ⊗ K = P_t``).
+
+    Noise-free unit-flux PSF stamps are laid on a ``config.psfFallbackGrid`` square grid of synthetic
+    images on the science grid and fitted exactly like star stamps (unit variance, no background).
+    """
+    ny, nx = target.shape
+    h = basis.half_size
+    margin = half_fit + h + 1
+    n = config.psfFallbackGrid
+    xs = np.linspace(margin, nx - 1 - margin, n) if n > 1 else np.array([0.5 * (nx - 1)])
+    ys = np.linspace(margin, ny - 1 - margin, n) if n > 1 else np.array([0.5 * (ny - 1)])
+    gx, gy = (a.ravel().astype(np.int64) for a in np.meshgrid(np.round(xs), np.round(ys)))
+    if margin >= min(nx, ny) / 2:
+        raise InsufficientKernelSourcesError(0, config.minKernelSources)
+    images = {}
+    for name, exposure in (("target", target), ("convolved", convolved)):
+        image = np.zeros((ny, nx), np.float32)
+        for x, y in zip(gx, gy):
+            stamp = exposure.psf.kernel_image(float(x), float(y))
+            r = stamp.shape[0] // 2
+            image[y - r:y + r + 1, x - r:x + r + 1] += stamp
+        images[name] = Exposure(image, np.ones((ny, nx), np.float32), np.zeros((ny, nx), np.uint32), exposure.psf,
+                                exposure.wcs, band=exposure.band)
+    candidates = KernelCandidates(gx, gy, np.ones(len(gx)), np.full(len(gx), np.inf), np.full(len(gx), np.inf),
+                                  len(gx), len(gx))
+    fallback = copy.deepcopy(config)
+    fallback.fitBackground = False
+    fallback.minKernelSources = 1
+    fallback.minSourcesPerSpatialTerm = 1
+    return fit_kernel(images["target"], images["convolved"], candidates, basis, half_fit, fallback)
+
+
 def alard_lupton_subtract(
     science: Exposure, template: Exposure, usable: np.ndarray, config: SubtractionConfig, mode: str,
     timings: dict[str, float],
@@ -155,7 +195,7 @@ def alard_lupton_subtract(
     Raises
     ------
     lsst.dia.pipe.diffim.InsufficientKernelSourcesError
-        Too few kernel stars.
+        Too few kernel stars and ``usePsfModelFallback`` is off (or the image is too small for the PSF grid).
     lsst.dia.pipe.diffim.KernelSolveError
         Singular kernel fit at every spatial order.
 
@@ -164,7 +204,9 @@ def alard_lupton_subtract(
     Kernel stamps: fit region of half side ``h + ceil(3 σ_target)`` (``h`` the kernel half side), so the
     convolved star and its kernel wings lie inside it; that decouples the kernel sum from the per-stamp
     background. Without decorrelation the difference variance is ``V_target + V_convolved ⊗ K²``; with it,
-    ``V_target + V_convolved (ΣK)²`` (see `~lsst.dia.pipe.diffim.decorrelation`).
+    ``V_target + V_convolved (ΣK)²`` (see `~lsst.dia.pipe.diffim.decorrelation`). With too few kernel stars
+    the kernel is fitted to the two PSF models instead (``usePsfModelFallback``, logged as a warning,
+    ``metadata["kernel_source"] = "psfModel"``; otherwise ``"stars"``).
     """
     al = config.alardLupton
     ny, nx = science.shape
@@ -181,7 +223,15 @@ def alard_lupton_subtract(
     timings["time_candidates_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    fit = fit_kernel(target, convolved, candidates, basis, half_fit, al)
+    kernel_source = "stars"
+    try:
+        fit = fit_kernel(target, convolved, candidates, basis, half_fit, al)
+    except InsufficientKernelSourcesError as err:
+        if not al.usePsfModelFallback:
+            raise
+        _log.warning("%s Fitting the kernel to the PSF models instead.", err)
+        fit = _fit_kernel_to_psfs(target, convolved, basis, half_fit, al)
+        kernel_source = "psfModel"
     solution = fit.solution
     timings["time_kernel_fit_s"] = time.perf_counter() - t0
 
@@ -231,6 +281,7 @@ def alard_lupton_subtract(
                            psf=matched_psf, mjd=template.mjd, **common)
     used = np.asarray(fit.stamps["used"])
     metadata = {
+        "kernel_source": kernel_source,
         "kernel_sum": solution.kernel_sum,
         "kernel_size": basis.size,
         "kernel_basis_sigmas": ",".join(f"{s:.3f}" for s in basis.sigmas),

@@ -187,6 +187,17 @@ class AlardLuptonConfig(pexConfig.Config):
         default=5,
         check=lambda v: v >= 1,
     )
+    usePsfModelFallback = pexConfig.Field[bool](
+        doc="When too few kernel stars survive, fit the kernel to the PSF models of the two images instead "
+        "(noise-free PSF stamps on a psfFallbackGrid x psfFallbackGrid grid, no background term; logged). "
+        "The kernel sum is then 1: the images must share a photometric scale, as calibrated images do.",
+        default=True,
+    )
+    psfFallbackGrid = pexConfig.Field[int](
+        doc="Nodes per side of the grid of PSF stamps used by the PSF-model fallback.",
+        default=3,
+        check=lambda v: v >= 1,
+    )
     minSourcesPerSpatialTerm = pexConfig.Field[int](
         doc="The spatial kernel order is lowered until there are at least this many stamps per spatial term.",
         default=3,

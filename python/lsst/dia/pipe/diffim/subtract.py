@@ -118,7 +118,8 @@ def subtract_images(
     EmptyImageError
         If either image, or their overlap, has no usable pixel.
     InsufficientKernelSourcesError
-        (AL) If too few kernel stars are found or survive rejection.
+        (AL) If too few kernel stars are found or survive rejection and ``alardLupton.usePsfModelFallback``
+        is off (by default the kernel is then fitted to the PSF models, see ``metadata["kernel_source"]``).
     KernelSolveError
         (AL) If the kernel fit is singular at every spatial order.
 

@@ -110,9 +110,31 @@ def test_no_stars_raises_insufficient_kernel_sources():
     rng = np.random.default_rng(3)
     pair = star_field_pair((256, 256), n_stars=0, seed=3)
     pair.science.image[:] = rng.normal(0, 10, (256, 256))
+    config = SubtractionConfig()
+    config.alardLupton.usePsfModelFallback = False
     with pytest.raises(InsufficientKernelSourcesError) as info:
-        subtract_images(pair.science, pair.template)
+        subtract_images(pair.science, pair.template, config)
     assert info.value.n_sources < info.value.n_required == 5
+
+
+def test_no_stars_falls_back_to_psf_models(caplog):
+    """Without kernel stars the kernel is fitted to the PSF models: K ⊗ P_template = P_science, sum 1, and a
+    lone transient keeps its flux."""
+    pair = star_field_pair((512, 512), n_stars=0, transients=(np.array([256.0]), np.array([300.0]),
+                           np.array([20000.0])), seed=3)
+    with caplog.at_level(logging.WARNING, logger="lsst.dia.pipe.diffim.alard_lupton"):
+        result = subtract_images(pair.science, pair.template)
+    assert "PSF models instead" in caplog.text
+    assert result.metadata["kernel_source"] == "psfModel"
+    solution = result.kernel_solution
+    assert solution.kernel_sum == pytest.approx(1.0, abs=1e-3)
+    for x, y in ((100, 100), (400, 256)):
+        assert _matched_psf_error(solution, x, y, 1.7, 2.1, 1.0) < 0.01
+    assert 1.0 <= round(result.metadata["residual_noise_ratio"], 2) <= 1.05
+    p = result.difference.psf.kernel_image(256, 300)
+    h = p.shape[0] // 2
+    stamp = result.difference.image[300 - h : 300 + h + 1, 256 - h : 256 + h + 1]
+    assert (p * stamp).sum() / (p * p).sum() == pytest.approx(20000.0, rel=0.02)
 
 
 def test_few_stars_lower_the_spatial_order(caplog):
