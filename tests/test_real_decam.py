@@ -18,7 +18,7 @@ from lsst.dia.pipe.drivers import ASSOCIATION, FORCED_PHOT_CCD_DIA, IMAGE_DIFFER
 from lsst.dia.pipe.diffim import residual_noise_ratio
 from lsst.dia.pipe.imaging.visit import visit_image_to_exposure
 from lsst.dia.pipe.ingest import IngestOptions, ingest_images
-from lsst.dia.pipe.masks import MaskBit
+from lsst.dia.pipe.ingest.stars import find_psf_stars
 from lsst.dia.pipe.repo.collections import DEFAULT_INPUT_COLLECTION
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "legacypipe-testcase4"
@@ -47,8 +47,8 @@ def decam(tmp_path_factory):
     ids = "^".join(map(str, visits))
     common = [root, "--rerun", "decam", "--cores", "1"]
     status = {
-        "imageDifference": run_driver(IMAGE_DIFFERENCE, [*common, "--id", f"visit={ids}",
-                                                         "-c", "subtraction.alardLupton.minSources=2"]),
+        # the crops hold 2-3 stars: the kernel comes from the PSF-model fallback (logged)
+        "imageDifference": run_driver(IMAGE_DIFFERENCE, [*common, "--id", f"visit={ids}"]),
         "association": run_driver(ASSOCIATION, [*common, "--id", f"tract={'^'.join(map(str, tracts))}",
                                                 "filter=g^r^z"]),
         "forcedPhotCcdDia": run_driver(FORCED_PHOT_CCD_DIA, [*common, "--id", f"visit={ids}"]),
@@ -67,10 +67,7 @@ def test_residual_noise_ratio_per_epoch(decam):
     _, butler, _ = decam
     ratios = []
     for ref in butler.query_datasets("deepDiff_differenceExp", collections="rerun/decam"):
-        diff = visit_image_to_exposure(butler.get(ref), psf_grid=3)
-        usable = (diff.mask & np.uint32(MaskBit.NO_DATA | MaskBit.DETECTION_EDGE | MaskBit.BAD
-                                        | MaskBit.SATURATED | MaskBit.DETECTED | MaskBit.DETECTED_NEGATIVE)) == 0
-        ratios.append(residual_noise_ratio(diff.image, diff.variance, usable))
+        ratios.append(residual_noise_ratio(visit_image_to_exposure(butler.get(ref), psf_grid=3)))
     print("DECam residual noise ratios:", np.round(ratios, 3))
     assert 0.8 < np.median(ratios) < 1.3
 
@@ -81,17 +78,34 @@ def test_residual_noise_ratio_per_epoch(decam):
 CALIBRATION_FLOOR = 0.05
 
 
+def _star_positions(butler) -> tuple[np.ndarray, np.ndarray]:
+    """Sky positions of the isolated point sources (PSF stars) found on any science epoch."""
+    ras, decs = [], []
+    for ref in butler.query_datasets("calexp", collections=DEFAULT_INPUT_COLLECTION):
+        exposure = visit_image_to_exposure(butler.get(ref), psf_grid=3)
+        stars = find_psf_stars(exposure.image, exposure.variance, exposure.mask, stamp_half=10, star_snr=20.0)
+        ra, dec = exposure.pixel_to_sky(stars.x, stars.y)
+        ras.append(ra)
+        decs.append(dec)
+    return np.concatenate(ras), np.concatenate(decs)
+
+
 def test_star_forced_fluxes_agree_between_epochs(decam):
     _, butler, _ = decam
     forced = vstack([t for t in (butler.get(ref) for ref in butler.query_datasets(
         "deepDiff_forced_diaSrc", collections="rerun/decam")) if len(t)])
-    ok = ~np.asarray(forced["psfFlux_flag"]) & np.isfinite(forced["scienceFlux"])
-    forced = forced[ok]
+    # unblended measurements only: a spurious DIAObject on a bright star's wing shares its flux in a joint fit
+    forced = forced[~np.asarray(forced["psfFlux_flag"]) & np.isfinite(forced["scienceFlux"])
+                    & (np.asarray(forced["blendSize"]) == 1)]
+    star_ra, star_dec = _star_positions(butler)
+    near = np.hypot((np.asarray(forced["ra"])[:, None] - star_ra) * np.cos(np.deg2rad(star_dec)),
+                    np.asarray(forced["dec"])[:, None] - star_dec).min(axis=1) < 1.0 / 3600
+    forced = forced[near]
     chi2 = chi2_stat = 0.0
     dof = 0
     for key in {(int(o), str(b)) for o, b in zip(forced["diaObjectId"], forced["band"])}:
         rows = forced[(forced["diaObjectId"] == key[0]) & (forced["band"] == key[1])]
-        if len(rows) < 2 or np.median(rows["scienceFlux"] / rows["scienceFluxErr"]) < 20:
+        if len(rows) < 2:
             continue
         f, e = np.asarray(rows["scienceFlux"], float), np.asarray(rows["scienceFluxErr"], float)
         err = np.hypot(e, CALIBRATION_FLOOR * f)
@@ -100,7 +114,7 @@ def test_star_forced_fluxes_agree_between_epochs(decam):
         chi2 += float(((f - mean) ** 2 * w).sum())
         chi2_stat += float(((f - (f / e**2).sum() / (1 / e**2).sum()) ** 2 / e**2).sum())
         dof += len(rows) - 1
-    print(f"DECam bright-object science-flux consistency: chi2/dof = {chi2:.1f}/{dof} with a "
-          f"{CALIBRATION_FLOOR:.0%} calibration floor, {chi2_stat:.1f}/{dof} statistical errors only")
-    assert dof >= 5
+    print(f"DECam star science-flux consistency: chi2/dof = {chi2:.1f}/{dof} with a {CALIBRATION_FLOOR:.0%} "
+          f"calibration floor, {chi2_stat:.1f}/{dof} statistical errors only")
+    assert dof >= 2
     assert chi2 / dof < 3.0
