@@ -198,10 +198,12 @@ def _tail(path: Path, n: int = 3) -> str:
 
 
 def _hotpants_command(files: PairFiles, out: Path) -> list[str]:
-    """HOTPANTS with its default kernel basis, template convolved, output normalised to the science image."""
+    """HOTPANTS with its default kernel basis, template convolved, output normalised to the science image,
+    noise and bad-pixel images given (untested here: no binary on this machine)."""
     return [
         "hotpants", "-inim", str(files.science), "-tmplim", str(files.template), "-outim", str(out),
         "-ini", str(files.science_sigma), "-tni", str(files.template_sigma),
+        "-imi", str(files.bad), "-tmi", str(files.bad),
         "-il", "-1e10", "-tl", "-1e10", "-iu", "1e10", "-tu", "1e10",
         "-c", "t", "-n", "i", "-ko", "2", "-bgo", "1",
     ]
