@@ -174,10 +174,12 @@ def write_pair(
 
 
 def _run_measured(command: list[str], timeout: float, log: Path) -> tuple[int, float, float]:
-    """Run ``command``; return (exit status, wall seconds, peak RSS [GB]) of that one child."""
+    """Run ``command`` (temporary files in the log's directory); return (exit status, wall seconds, peak RSS
+    [GB]) of that one child."""
     start = time.perf_counter()
+    env = dict(os.environ, TMPDIR=str(log.parent))  # properimage leaves a temporary directory behind
     with open(log, "w") as stream:
-        process = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT)
+        process = subprocess.Popen(command, stdout=stream, stderr=subprocess.STDOUT, env=env)
         deadline = start + timeout
         while True:
             pid, status, usage = os.wait4(process.pid, os.WNOHANG)
