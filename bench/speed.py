@@ -324,7 +324,8 @@ def peer_runs(pair: CcdPair, template: Exposure, exclude: np.ndarray, matched_va
             report["properimage_d_robust_std"] = round(residual_noise_ratio(unit, exclude=exclude[:size, :size]), 4)
             continue
         difference = Exposure(run.difference, s.variance + matched_variance[size], mask, s.psf, s.wcs)
-        report[f"{name}_residual_noise_ratio"] = round(residual_noise_ratio(difference, exclude=exclude[:size, :size]), 4)
+        ratio = residual_noise_ratio(difference, exclude=exclude[:size, :size])
+        report[f"{name}_residual_noise_ratio"] = round(ratio, 4)
     return report
 
 
