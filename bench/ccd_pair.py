@@ -24,7 +24,7 @@ from astropy.table import Table
 
 from lsst.dia.pipe import sim
 from lsst.dia.pipe.exposure import Exposure
-from lsst.dia.pipe.repo.simulate import SIM_SKYMAPS
+from lsst.dia.pipe.repo.simulate import SIM_SKYMAPS, field_overrides
 from lsst.dia.pipe.sim import SurveyPreset, VisitPlan
 from lsst.dia.pipe.skymap import RingsSkyMap
 
@@ -92,9 +92,7 @@ def _dc2_survey(seed: int) -> tuple[RingsSkyMap, SurveyPreset, Table]:
     """The dc2 sky map, the preset with its field on the south-west corner of its tract (where
     `~lsst.dia.pipe.repo.simulate.make_sim_repo` puts it) and the sky model."""
     skymap = RingsSkyMap(SIM_SKYMAPS["dc2"])
-    base = sim.get_preset("dc2")
-    _, _, ra_lo, _, dec_lo, _ = skymap.inner_bounds(int(skymap.find_tracts(base.field_ra, base.field_dec)))
-    preset = sim.get_preset("dc2", field_ra=float(ra_lo % 360.0), field_dec=float(dec_lo))
+    preset = sim.get_preset("dc2", **field_overrides("dc2", skymap))
     return skymap, preset, sim.make_catalog(preset, seed)
 
 

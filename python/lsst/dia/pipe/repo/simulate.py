@@ -33,7 +33,7 @@ from ..skymap.storage import skymap_to_dict
 from .create import add_to_input_chain, create_repo
 from .dimensions import VisitDefinition, register_instrument, register_skymap, register_visits
 
-__all__ = ["SIM_INSTRUMENT", "SIM_SKYMAPS", "SimRepoSummary", "UnknownPresetError", "make_sim_repo"]
+__all__ = ["SIM_INSTRUMENT", "SIM_SKYMAPS", "SimRepoSummary", "UnknownPresetError", "field_overrides", "make_sim_repo"]
 
 _log = logging.getLogger(__name__)
 
@@ -76,7 +76,7 @@ class SimRepoSummary:
     seconds: float
 
 
-def _field_overrides(name: str, skymap: RingsSkyMap, **overrides) -> dict:
+def field_overrides(name: str, skymap: RingsSkyMap, **overrides) -> dict:
     """Preset overrides that move the field onto the nearest tract corner (south-west corner of its tract)."""
     base = get_preset(name)
     tract = int(skymap.find_tracts(base.field_ra, base.field_dec))
@@ -146,7 +146,7 @@ def make_sim_repo(
     say = progress or (lambda message: _log.info("%s", message))
     start = time.perf_counter()
     skymap = RingsSkyMap(SIM_SKYMAPS[preset_name])
-    overrides = _field_overrides(preset_name, skymap, **preset_overrides)
+    overrides = field_overrides(preset_name, skymap, **preset_overrides)
     preset = get_preset(preset_name, **overrides)
     butler = create_repo(root)
     run = f"sim/{preset_name}"
