@@ -136,18 +136,17 @@ class TiledSpectra:
         fy = np.pad(fy, ((0, 0), (0, cy * by - self.shape[0]))).reshape(len(fy), cy, by)[:, iy, :, None]
         fx = np.pad(fx, ((0, 0), (0, cx * bx - self.shape[1]))).reshape(len(fx), cx, bx)[:, ix, None, :]
         total = np.zeros((cy * cx, by, bx), np.float32)
-        weighted = np.empty_like(total)
+        weighted = np.empty((by, bx), np.float32)  # one tile: stays in cache
         for s, (p, q) in enumerate(model.terms):
             term = self._valid(kernels[s])
-            if p and q:
-                np.multiply(term, fy[s], out=weighted)
-                weighted *= fx[s]
-                total += weighted
-            elif p or q:
-                np.multiply(term, fy[s] if p else fx[s], out=weighted)
-                total += weighted
-            else:
+            if not (p or q):
                 total += term
+                continue
+            for i in range(cy * cx):
+                np.multiply(term[i], fy[s, i] if p else fx[s, i], out=weighted)
+                if p and q:
+                    weighted *= fx[s, i]
+                total[i] += weighted
         return self._untile(total)
 
 
