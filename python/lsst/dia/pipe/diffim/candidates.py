@@ -134,9 +134,10 @@ def find_kernel_candidates(
     Notes
     -----
     Peaks are the 3×3 maxima of the science image smoothed by a Gaussian of the PSF sigma (tiled FFTs) whose
-    smoothed S/N (white-noise approximation, per-pixel variance) exceeds ``peakThreshold``; every such peak is a potential neighbour in the isolation test. PSF fluxes use
-    the PSF at the image centre (meas_base estimator ``ΣPI/ΣP²``, error ``sqrt(ΣP²V)/ΣP²``). The point-like
-    test compares the Gaussian-weighted central second moment of the star to that of the PSF image.
+    smoothed S/N (white-noise approximation, per-pixel variance) exceeds ``peakThreshold``; every such peak
+    is a potential neighbour in the isolation test. PSF fluxes use the PSF at the image centre (meas_base
+    estimator ``ΣPI/ΣP²``, error ``sqrt(ΣP²V)/ΣP²``). The point-like test compares the Gaussian-weighted
+    central second moment of the star to that of the PSF image.
     """
     ny, nx = science.shape
     xc, yc = 0.5 * (nx - 1), 0.5 * (ny - 1)

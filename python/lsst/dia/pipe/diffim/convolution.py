@@ -3,8 +3,8 @@
 Whole images are convolved with overlap-save FFTs on tiles (`TiledSpectra`): one batched forward transform
 per image, one small kernel transform and one batched inverse per kernel; pixels within a kernel half-width of
 the border see zeros beyond the edge, and callers flag those ``DETECTION_EDGE``. `kernel_rfft2` gives a small
-kernel's spectrum on any grid (also used for full-image FFTs, e.g. by ZOGY). ``⊗`` is true convolution: ``(I ⊗ K)[y, x] = Σ K[j + h, i + h] I[y - j, x - i]`` for a
-``(2h+1)²`` kernel ``K`` centred on ``[h, h]``.
+kernel's spectrum on any grid (also used for full-image FFTs, e.g. by ZOGY). ``⊗`` is true convolution:
+``(I ⊗ K)[y, x] = Σ K[j + h, i + h] I[y - j, x - i]`` for a ``(2h+1)²`` kernel ``K`` centred on ``[h, h]``.
 """
 
 from __future__ import annotations

@@ -129,8 +129,8 @@ def subtract_images(
     median) and flagged; their bits are dilated by the kernel footprint. In the difference, pixels without
     template data (dilated) are 0 with ``NO_DATA | NO_TEMPLATE``, pixels without science data 0 with
     ``NO_DATA``, both with a finite variance (the value propagated from the filled inputs): never NaN or inf,
-    and excluded from detection by their mask bits. The template mask enters the difference with ``SATURATED`` renamed ``SAT_TEMPLATE``;
-    ``DETECTED``/``DETECTED_NEGATIVE`` bits of either input are dropped. ``metadata["residual_noise_ratio"]``
+    and excluded from detection by their mask bits. The template mask enters the difference with
+    ``SATURATED`` renamed ``SAT_TEMPLATE``; ``DETECTED``/``DETECTED_NEGATIVE`` bits of either input are dropped. ``metadata["residual_noise_ratio"]``
     is `residual_noise_ratio` over pixels farther than 4 PSF sigmas from any 5-sigma pixel of either input.
     BLAS runs single-threaded inside (many small products); ``config.fftWorkers`` threads the FFTs.
     """
