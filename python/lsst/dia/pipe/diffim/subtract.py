@@ -130,8 +130,9 @@ def subtract_images(
     template data (dilated) are 0 with ``NO_DATA | NO_TEMPLATE``, pixels without science data 0 with
     ``NO_DATA``, both with a finite variance (the value propagated from the filled inputs): never NaN or inf,
     and excluded from detection by their mask bits. The template mask enters the difference with
-    ``SATURATED`` renamed ``SAT_TEMPLATE``; ``DETECTED``/``DETECTED_NEGATIVE`` bits of either input are dropped. ``metadata["residual_noise_ratio"]``
-    is `residual_noise_ratio` over pixels farther than 4 PSF sigmas from any 5-sigma pixel of either input.
+    ``SATURATED`` renamed ``SAT_TEMPLATE``; ``DETECTED``/``DETECTED_NEGATIVE`` bits of either input are
+    dropped. ``metadata["residual_noise_ratio"]`` is `residual_noise_ratio` over pixels farther than 4 PSF
+    sigmas from any 5-sigma pixel of either input.
     BLAS runs single-threaded inside (many small products); ``config.fftWorkers`` threads the FFTs.
     """
     config = config if config is not None else SubtractionConfig()
