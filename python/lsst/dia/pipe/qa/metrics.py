@@ -86,6 +86,9 @@ ARTIFACT_CAUSES: tuple[str, ...] = ("edge", "cosmic_ray", "bright_star", "star",
 
 _MAD_TO_SIGMA = 1.482602218505602
 
+#: Positions per block in `psf_flux_sigma`.
+_SIGMA_BLOCK = 2048
+
 
 class CompletenessFitError(ValueError):
     """The completeness curve cannot be fitted or has no 50 % point.
@@ -115,7 +118,7 @@ def robust_std(values: ArrayLike) -> float:
     return float(_MAD_TO_SIGMA * np.median(np.abs(v - np.median(v))))
 
 
-def disc_mask(shape: tuple[int, int], x: ArrayLike, y: ArrayLike, radius: float) -> np.ndarray:
+def disc_mask(shape: tuple[int, int], x: ArrayLike, y: ArrayLike, radius: ArrayLike) -> np.ndarray:
     """Boolean image, true within ``radius`` pixels of any of the positions.
 
     Parameters
@@ -124,25 +127,26 @@ def disc_mask(shape: tuple[int, int], x: ArrayLike, y: ArrayLike, radius: float)
         ``(ny, nx)``.
     x, y : array_like of `float`
         Array-pixel positions (column, row); positions off the image may still cover its border.
-    radius : `float`
-        Disc radius [pixels].
+    radius : `float` or array_like of `float`
+        Disc radius [pixels], one for all or one per position.
     """
     ny, nx = shape
     out = np.zeros(shape, dtype=bool)
-    x = np.asarray(x, dtype=np.float64).ravel()
-    y = np.asarray(y, dtype=np.float64).ravel()
-    keep = np.isfinite(x) & np.isfinite(y)
-    x, y = x[keep], y[keep]
-    if x.size == 0 or radius <= 0:
-        return out
-    r = int(np.ceil(radius))
-    dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
-    inside = dx**2 + dy**2 <= radius**2
-    dx, dy = dx[inside], dy[inside]
-    xx = np.rint(x)[:, None].astype(np.int64) + dx[None, :]
-    yy = np.rint(y)[:, None].astype(np.int64) + dy[None, :]
-    on = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
-    out[yy[on], xx[on]] = True
+    x = np.atleast_1d(np.asarray(x, dtype=np.float64))
+    y = np.atleast_1d(np.asarray(y, dtype=np.float64))
+    radius = np.broadcast_to(np.asarray(radius, dtype=np.float64), x.shape)
+    keep = np.isfinite(x) & np.isfinite(y) & np.isfinite(radius) & (radius > 0)
+    x, y, radius = x[keep], y[keep], radius[keep]
+    size = np.ceil(radius).astype(np.int64)
+    for r in np.unique(size):  # one vectorised stamp per distinct integer radius (a handful)
+        sel = size == r
+        dy, dx = np.mgrid[-r:r + 1, -r:r + 1]
+        d2 = (dx**2 + dy**2).ravel()
+        inside = d2[None, :] <= radius[sel, None] ** 2
+        xx = np.rint(x[sel])[:, None].astype(np.int64) + dx.ravel()[None, :]
+        yy = np.rint(y[sel])[:, None].astype(np.int64) + dy.ravel()[None, :]
+        on = inside & (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
+        out[yy[on], xx[on]] = True
     return out
 
 
@@ -270,20 +274,23 @@ def psf_flux_sigma(
     stamps = np.array([[psf.kernel_image(xn, yn) for xn in xs] for yn in ys])  # (n_grid, n_grid, k, k)
     k = stamps.shape[-1]
     r = np.arange(k) - k // 2
-    xo, yo = x[on], y[on]
-    ix = np.rint(xo / max(nx - 1.0, 1.0) * (n_grid - 1)).astype(np.int64)
-    iy = np.rint(yo / max(ny - 1.0, 1.0) * (n_grid - 1)).astype(np.int64)
-    p = stamps[iy, ix]  # (n, k, k)
-    xx = np.rint(xo).astype(np.int64)[:, None, None] + r[None, None, :]
-    yy = np.rint(yo).astype(np.int64)[:, None, None] + r[None, :, None]
-    inside = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
-    v = variance[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)]
-    usable = inside & np.isfinite(v) & (v > 0)
-    p = np.where(usable, p, 0.0)
-    sum_p2 = (p**2).sum(axis=(1, 2))
-    sum_p2v = (p**2 * np.where(usable, v, 0.0)).sum(axis=(1, 2))
-    with np.errstate(invalid="ignore", divide="ignore"):
-        sigma[on] = np.where(sum_p2 > 0, np.sqrt(sum_p2v) / sum_p2, np.nan)
+    rows = np.flatnonzero(on)
+    for start in range(0, rows.size, _SIGMA_BLOCK):  # bounded memory: (block, k, k) temporaries
+        block = rows[start:start + _SIGMA_BLOCK]
+        xo, yo = x[block], y[block]
+        ix = np.rint(xo / max(nx - 1.0, 1.0) * (n_grid - 1)).astype(np.int64)
+        iy = np.rint(yo / max(ny - 1.0, 1.0) * (n_grid - 1)).astype(np.int64)
+        p = stamps[iy, ix]  # (n, k, k)
+        xx = np.rint(xo).astype(np.int64)[:, None, None] + r[None, None, :]
+        yy = np.rint(yo).astype(np.int64)[:, None, None] + r[None, :, None]
+        inside = (xx >= 0) & (xx < nx) & (yy >= 0) & (yy < ny)
+        v = variance[np.clip(yy, 0, ny - 1), np.clip(xx, 0, nx - 1)]
+        usable = inside & np.isfinite(v) & (v > 0)
+        p2 = np.where(usable, p, 0.0) ** 2
+        sum_p2 = p2.sum(axis=(1, 2))
+        sum_p2v = (p2 * np.where(usable, v, 0.0)).sum(axis=(1, 2))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            sigma[block] = np.where(sum_p2 > 0, np.sqrt(sum_p2v) / sum_p2, np.nan)
     return sigma
 
 
