@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import logging
 import time
 from pathlib import Path
 
@@ -11,13 +10,11 @@ from lsst.daf.butler import Butler
 
 from .cli.driver import run_driver
 from .drivers import ASSOCIATION, FORCED_PHOT_CCD_DIA, IMAGE_DIFFERENCE
+from .qa.report import write_report
 from .repo.collections import DEFAULT_INPUT_COLLECTION, rerun_collection
 from .repo.simulate import make_sim_repo
 
 __all__ = ["DemoSummary", "run_demo"]
-
-_log = logging.getLogger(__name__)
-
 
 @dataclasses.dataclass
 class DemoSummary:
@@ -94,13 +91,6 @@ def run_demo(repo: str, cores: int = 2, rerun: str = "demo", preset: str = "demo
     ccds, n_src = _count_rows(out, "deepDiff_diaSrc", rerun_collection(rerun))
     _, n_obj = _count_rows(out, "deepDiff_diaObject", rerun_collection(rerun))
     _, n_forced = _count_rows(out, "deepDiff_forced_diaSrc", rerun_collection(rerun))
-    report_path = None
-    if report:
-        try:
-            from .qa.report import write_report
-        except ImportError:
-            _log.warning("QA report module not available; skipping the report.")
-        else:
-            report_path = str(write_report(repo, rerun, Path(repo) / "qa"))
+    report_path = str(write_report(repo, rerun, Path(repo) / "qa")) if report else None
     return DemoSummary(repo, rerun, ccds, failed, n_src, n_obj, n_forced, report_path,
                        time.perf_counter() - start)
