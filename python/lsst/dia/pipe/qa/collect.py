@@ -16,6 +16,8 @@ import pyarrow.compute as pc
 from astropy.table import Table, vstack
 from lsst.daf.butler import Butler, DatasetRef, MissingDatasetTypeError
 
+from ..execution import ExecutionSummary
+from ..execution.progress import FAILURE_STATUSES
 from ..exposure import Exposure
 from ..imaging.visit import visit_image_to_exposure
 from ..repo.collections import DEFAULT_INPUT_COLLECTION, rerun_collection
@@ -23,6 +25,7 @@ from ..repo.collections import DEFAULT_INPUT_COLLECTION, rerun_collection
 __all__ = [
     "CCD_QUALITY_KEYS",
     "RunCatalogs",
+    "failures_from_summary",
     "open_rerun",
     "load_run",
     "iter_differences",
@@ -104,6 +107,31 @@ def open_rerun(repo: str, rerun: str) -> Butler:
     butler.collections.query_info(rerun_collection(rerun))  # raises MissingCollectionError
     return Butler.from_config(repo, collections=[rerun_collection(rerun), DEFAULT_INPUT_COLLECTION],
                               writeable=False)
+
+
+def failures_from_summary(summary: ExecutionSummary, task_label: str = _DIFFERENCE_TASK) -> dict[tuple[int, int], str]:
+    """Failure reasons of one task's visit/detector quanta from a driver's execution summary.
+
+    Parameters
+    ----------
+    summary : `~lsst.dia.pipe.execution.ExecutionSummary`
+        Outcomes of a run.
+    task_label : `str`
+        Task whose failures are wanted.
+
+    Returns
+    -------
+    failures : `dict` [`tuple` [`int`, `int`], `str`]
+        ``"<status>: <reason>"`` by ``(visit, detector)``, for `load_run` / ``write_report``.
+    """
+    out = {}
+    for outcome in summary.outcomes:
+        if outcome.task_label != task_label or outcome.status not in FAILURE_STATUSES:
+            continue
+        keys = dict(item.split("=", 1) for item in outcome.data_id.split() if "=" in item)
+        if "visit" in keys and "detector" in keys:
+            out[(int(keys["visit"]), int(keys["detector"]))] = f"{outcome.status.value}: {outcome.reason}"
+    return out
 
 
 def _refs(butler: Butler, dataset_type: str, collections: list[str] | str) -> list[DatasetRef]:

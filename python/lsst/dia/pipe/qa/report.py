@@ -251,6 +251,8 @@ def _objects_section(catalogs: RunCatalogs, n: int, out: Path) -> str:
     if not chosen:
         return parts[0] + "<p>No DIAObjects.</p>"
     butler = open_rerun(catalogs.repo, catalogs.rerun)
+    template_note = ("template: the PSF-matched deepDiff_matchedExp when written, else the coadd resampled onto "
+                     "the science pixels (not PSF-matched)")
     instruments = {(int(r["visit"]), int(r["detector"])): str(r["instrument"]) for r in catalogs.ccds}
     parts.append(_table(
         ["diaObjectId", "tract", "patch", "RA", "Dec", "nDiaSources", "max S/N", "visit", "detector", "band"],
@@ -265,8 +267,8 @@ def _objects_section(catalogs: RunCatalogs, n: int, out: Path) -> str:
         lc_caption = (f"Forced photometry: {_count(f'lc-n-{obj.dia_object_id}', len(curve))} measurements "
                       "(difference flux top, science flux bottom).")
         parts.append(f'<div class="object" id="object-{obj.dia_object_id}">'
-                     + _figure(cut, f"Science, template, difference ({2 * CUTOUT_HALF_SIZE + 1} px); "
-                               f"most significant DIASource S/N {obj.max_snr:.1f}.", "cutouts")
+                     + _figure(cut, f"Science, template, difference ({2 * CUTOUT_HALF_SIZE + 1} px) of the "
+                               f"most significant DIASource (S/N {obj.max_snr:.1f}); {template_note}.", "cutouts")
                      + _figure(lc, lc_caption, "light curve") + "</div>")
     return "\n".join(parts)
 
