@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 import time
 
-import lsst.images as li
+import astropy.units as u
 import lsst.pex.config as pexConfig
 import lsst.pipe.base as pipeBase
 import lsst.pipe.base.connectionTypes as cT
@@ -124,7 +124,7 @@ class ImageDifferenceTask(pipeBase.PipelineTask):
                 matched.image, matched.variance, matched.mask, wcs=science.wcs,
                 psf=grid_to_lsst_psf(_as_grid(matched.psf, science.shape), calexp.bbox, scale),
                 detector=calexp.detector, band=calexp.band, physical_filter=calexp.obs_info.physical_filter,
-                nJy_per_count=1.0, image_unit=li.Image(np.zeros((1, 1), np.float32), unit="nJy").unit,
+                nJy_per_count=1.0, image_unit=u.nJy,
             )
         butlerQC.put(outputs, outputRefs)
 
