@@ -227,13 +227,14 @@ class AlardLuptonConfig(pexConfig.Config):
             _fail(self, "basisSigmaRatios", f"basisSigmaRatios must increase strictly, got {ratios}.")
 
 
-class DecorrelationConfig(pexConfig.Config):
-    """The DMTN-021 decorrelation afterburner of Alard-Lupton differences."""
+class CellGridConfig(pexConfig.Config):
+    """Processing in overlapping square cells, each with the PSFs/kernel at its centre (shared by the
+    decorrelation and ZOGY configs)."""
 
     cellSize = pexConfig.Field[int](
-        doc="0: one decorrelation kernel from the matching kernel at the image centre; otherwise the image is "
-        "decorrelated in overlapping cells of this side (pixels), each with the kernel at its centre, blended "
-        "linearly across the overlaps.",
+        doc="0: one PSF pair / kernel (at the image centre) for the whole image; otherwise the image is processed "
+        "in overlapping cells of this side (pixels), each with the PSFs or kernel at its centre, blended "
+        "linearly across the overlaps (for spatially varying PSFs).",
         default=0,
         check=lambda v: v == 0 or v >= 128,
     )
@@ -247,7 +248,11 @@ class DecorrelationConfig(pexConfig.Config):
             _fail(self, "cellOverlap", f"cellOverlap ({self.cellOverlap}) must be < cellSize/2 ({self.cellSize}).")
 
 
-class ZogyConfig(pexConfig.Config):
+class DecorrelationConfig(CellGridConfig):
+    """The DMTN-021 decorrelation afterburner of Alard-Lupton differences (cells: decorrelation kernels)."""
+
+
+class ZogyConfig(CellGridConfig):
     """ZOGY subtraction (Zackay, Ofek & Gal-Yam 2016)."""
 
     fluxScaleScience = pexConfig.Field[float](
@@ -260,21 +265,6 @@ class ZogyConfig(pexConfig.Config):
         default=1.0,
         check=lambda v: v > 0,
     )
-    cellSize = pexConfig.Field[int](
-        doc="0: one pair of PSFs (at the image centre) for the whole image; otherwise the image is processed in "
-        "overlapping cells of this side (pixels) with the PSFs at each cell's centre, blended linearly across "
-        "the overlaps (for spatially varying PSFs).",
-        default=0,
-        check=lambda v: v == 0 or v >= 128,
-    )
-    cellOverlap = pexConfig.Field[int](
-        doc="Overlap (pixels) of neighbouring cells when cellSize > 0.", default=64, check=lambda v: v >= 0
-    )
-
-    def validate(self) -> None:
-        super().validate()
-        if self.cellSize and 2 * self.cellOverlap >= self.cellSize:
-            _fail(self, "cellOverlap", f"cellOverlap ({self.cellOverlap}) must be < cellSize/2 ({self.cellSize}).")
 
 
 class SubtractionConfig(pexConfig.Config):
