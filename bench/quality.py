@@ -150,6 +150,7 @@ def main() -> int:
     start = time.perf_counter()
     if (repo / "butler.yaml").exists() and args.reuse:
         print(f"Reusing {repo}", flush=True)
+        result["reused_repo"] = True  # driver times then only cover work not done before
     else:
         if repo.exists():
             if not default_repo:

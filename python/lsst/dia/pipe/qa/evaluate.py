@@ -225,6 +225,7 @@ class RunQuality:
                 out[f"forced_pull_mean_{kind}{s}"] = stats.mean
                 out[f"forced_pull_std_{kind}{s}"] = stats.std
                 out[f"forced_pull_robust_std_{kind}{s}"] = stats.robust_std
+                out[f"forced_pull_clipped_fraction_{kind}{s}"] = stats.n_clipped / stats.n if stats.n else None
                 out[f"forced_bias_highsnr_{kind}{s}"] = stats.bias_highsnr
                 out[f"n_forced_{kind}{s}"] = stats.n
         if self.association is not None:

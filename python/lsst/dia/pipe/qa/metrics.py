@@ -23,7 +23,8 @@ artifacts
 flux bias at high S/N
     Median of ``(measured − true) / true`` over measurements whose true S/N exceeds 50 (`fractional_bias`).
 forced-photometry pulls
-    ``(measured − true) / error``; mean and standard deviation after 5σ clipping (`pull_statistics`).
+    ``(measured − true) / error``; mean and standard deviation within 5 robust sigmas of the median, with
+    the clipped count reported (`pull_statistics`).
 association purity and completeness
     See `association_quality`.
 """
@@ -616,7 +617,8 @@ class PullStats:
     Attributes
     ----------
     mean, std : `float`
-        Mean and standard deviation after iterative ``clip``-sigma clipping about the median.
+        Mean and standard deviation of the pulls within ``clip`` robust sigmas (1.4826 × MAD) of the median
+        (iterated until nothing changes): the core of the distribution, not its blends and outliers.
     robust_std : `float`
         1.4826 × MAD of all pulls.
     n, n_clipped : `int`
@@ -647,8 +649,9 @@ def pull_statistics(
         Measured flux, its uncertainty and the true flux [nJy]; rows with any non-finite value or
         ``error <= 0`` are ignored.
     clip : `float`
-        Sigma-clipping threshold (about the median, in units of the clipped standard deviation; repeated
-        until nothing changes).
+        Clipping threshold in robust sigmas (1.4826 × MAD) about the median, repeated until nothing changes.
+        A plain standard deviation would not converge when a few percent of the pulls are far outliers
+        (e.g. blends).
     high_snr : `float`
         True-S/N threshold of the high-S/N bias.
 
@@ -666,7 +669,7 @@ def pull_statistics(
     bias, n_high = fractional_bias(measured[keep], true[keep], np.abs(true[keep]) / error[keep], high_snr)
     if pulls.size == 0:
         return PullStats(float("nan"), float("nan"), float("nan"), 0, 0, bias, n_high)
-    clipped = sigma_clip(pulls, sigma=clip, maxiters=None, cenfunc="median", stdfunc="std")
+    clipped = sigma_clip(pulls, sigma=clip, maxiters=None, cenfunc="median", stdfunc="mad_std")
     kept = np.asarray(clipped.data[~clipped.mask])
     return PullStats(float(kept.mean()), float(kept.std()), robust_std(pulls), int(pulls.size),
                      int(pulls.size - kept.size), bias, n_high)

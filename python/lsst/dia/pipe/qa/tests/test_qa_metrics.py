@@ -161,6 +161,11 @@ def test_pull_statistics_and_bias():
     assert stats.std == pytest.approx(1.2, abs=0.03)
     assert stats.robust_std == pytest.approx(1.2, abs=0.04)
     assert stats.n_highsnr == 0 and np.isnan(stats.bias_highsnr)
+    # 10 % of far outliers (blends) are clipped; the core keeps its mean and width
+    measured[: true.size // 10] -= 500.0 * error[: true.size // 10]
+    contaminated = pull_statistics(measured, error, true)
+    assert contaminated.n_clipped == pytest.approx(true.size // 10, rel=0.01)
+    assert contaminated.mean == pytest.approx(0.3, abs=0.04) and contaminated.std == pytest.approx(1.2, abs=0.04)
     # 1 % flux-scale error: visible at high S/N, selected on the true S/N
     bright = rng.uniform(1e4, 1e5, 5000)
     bright_err = np.full(bright.size, 100.0)
