@@ -10,6 +10,8 @@ import lsst.pex.config as pexConfig
 import numpy as np
 from astropy.table import Table
 
+from .sphere import arcsec_to_chord, radec_to_unit
+
 __all__ = [
     "AssociationError",
     "MissingColumnsError",
@@ -121,6 +123,13 @@ class Associator(abc.ABC):
 
     def __init__(self, config: AssociatorConfig | None = None):
         self.config = config if config is not None else self.ConfigClass()
+
+    def _prepare(self, sources: Table) -> tuple[int, Epochs, np.ndarray, float]:
+        """Checked inputs of an association: ``(n, epochs, unit vectors in time order, chord radius)``."""
+        check_sources(sources)
+        epochs = epochs_in_time_order(sources)
+        vectors = radec_to_unit(float_column(sources, "ra"), float_column(sources, "dec"))[epochs.order]
+        return len(sources), epochs, vectors, float(arcsec_to_chord(self.config.tolerance))
 
     @abc.abstractmethod
     def associate(self, sources: Table) -> AssociationResult:

@@ -19,16 +19,8 @@ import lsst.pex.config as pexConfig
 import numpy as np
 from astropy.table import Table
 
-from .base import (
-    AssociationResult,
-    Associator,
-    AssociatorConfig,
-    check_sources,
-    epochs_in_time_order,
-    float_column,
-)
+from .base import AssociationResult, Associator, AssociatorConfig
 from .sky_index import SkyIndex
-from .sphere import arcsec_to_chord, radec_to_unit
 
 __all__ = ["MultiMatchConfig", "MultiMatchAssociator"]
 
@@ -49,11 +41,7 @@ class MultiMatchAssociator(Associator):
     ConfigClass = MultiMatchConfig
 
     def associate(self, sources: Table) -> AssociationResult:
-        check_sources(sources)
-        n = len(sources)
-        epochs = epochs_in_time_order(sources)
-        vectors = radec_to_unit(float_column(sources, "ra"), float_column(sources, "dec"))[epochs.order]
-        radius = float(arcsec_to_chord(self.config.tolerance))
+        n, epochs, vectors, radius = self._prepare(sources)
 
         index = SkyIndex(capacity=n, max_margin=radius)
         object_of = np.empty(n, dtype=np.int64)

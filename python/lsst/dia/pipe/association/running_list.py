@@ -17,16 +17,9 @@ import numpy as np
 from astropy.table import Table
 
 from .assignment import assign_one_to_one
-from .base import (
-    AssociationResult,
-    Associator,
-    AssociatorConfig,
-    check_sources,
-    epochs_in_time_order,
-    float_column,
-)
+from .base import AssociationResult, Associator, AssociatorConfig
 from .sky_index import SkyIndex
-from .sphere import arcsec_to_chord, normalize, radec_to_unit
+from .sphere import normalize
 
 __all__ = ["RunningListConfig", "RunningListAssociator"]
 
@@ -41,11 +34,7 @@ class RunningListAssociator(Associator):
     ConfigClass = RunningListConfig
 
     def associate(self, sources: Table) -> AssociationResult:
-        check_sources(sources)
-        n = len(sources)
-        epochs = epochs_in_time_order(sources)
-        vectors = radec_to_unit(float_column(sources, "ra"), float_column(sources, "dec"))[epochs.order]
-        radius = float(arcsec_to_chord(self.config.tolerance))
+        n, epochs, vectors, radius = self._prepare(sources)
 
         sums = np.empty((n, 3), dtype=np.float64)
         index = SkyIndex(capacity=n, max_margin=radius)

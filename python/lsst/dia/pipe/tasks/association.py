@@ -13,7 +13,8 @@ from astropy.table import Table, vstack
 from ..association import AssociationConfig, associate, make_dia_object_id_arrow, summarize_dia_objects
 from ..ids import dia_object_ids_for_patch
 from ..skymap import RingsSkyMap
-from .io import read_skymap, select_owned
+from ..skymap.storage import skymap_from_dict
+from .io import select_owned
 
 __all__ = ["AssociationConfig", "AssociationTask", "AssociationTaskConfig"]
 
@@ -80,7 +81,7 @@ class AssociationTask(pipeBase.PipelineTask):
             table = handle.get()
             if len(table):
                 tables.append(table)
-        result = self.run(tables, read_skymap(inputs["skyMap"]), int(data_id["tract"]), int(data_id["patch"]))
+        result = self.run(tables, skymap_from_dict(inputs["skyMap"]), int(data_id["tract"]), int(data_id["patch"]))
         butlerQC.put(result, outputRefs)
 
     def run(self, dia_source_tables: list[Table], skymap: RingsSkyMap, tract: int, patch: int) -> pipeBase.Struct:

@@ -16,7 +16,8 @@ from ..ids import pack_dia_source_id
 from ..imaging.visit import visit_image_to_exposure
 from ..measurement import ForcedPhotometryConfig, forced_psf_photometry
 from ..skymap import RingsSkyMap
-from .io import read_skymap, select_owned
+from ..skymap.storage import skymap_from_dict
+from .io import select_owned
 
 __all__ = ["ForcedPhotCcdDiaConfig", "ForcedPhotCcdDiaTask", "MissingReferenceError"]
 
@@ -94,7 +95,7 @@ class ForcedPhotCcdDiaTask(pipeBase.PipelineTask):
         grid = self.config.psfGridSize
         science = visit_image_to_exposure(inputs["exposure"], psf_grid=grid)
         difference = visit_image_to_exposure(inputs["difference"], psf_grid=grid)
-        result = self.run(science, difference, references, read_skymap(inputs["skyMap"]),
+        result = self.run(science, difference, references, skymap_from_dict(inputs["skyMap"]),
                           visit=int(data_id["visit"]), detector=detector)
         butlerQC.put(result, outputRefs)
 

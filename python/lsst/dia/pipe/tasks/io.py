@@ -11,9 +11,8 @@ from lsst.daf.butler import DeferredDatasetHandle
 from ..exposure import Exposure
 from ..imaging.visit import visit_image_to_exposure
 from ..skymap import RingsSkyMap
-from ..skymap.storage import skymap_from_dict
 
-__all__ = ["load_coadds", "read_skymap", "select_owned"]
+__all__ = ["load_coadds", "select_owned"]
 
 _log = logging.getLogger(__name__)
 
@@ -37,11 +36,6 @@ def load_coadds(
             continue
         out.append((handle, visit_image_to_exposure(coadd, psf_grid=psf_grid)))
     return out
-
-
-def read_skymap(content: dict) -> RingsSkyMap:
-    """Rebuild the sky map from the ``skyMap`` dataset."""
-    return skymap_from_dict(content)
 
 
 def select_owned(catalog: Table, skymap: RingsSkyMap, tract: int, patch: int) -> np.ndarray:
