@@ -76,6 +76,13 @@ class Exposure:
         """``(ny, nx)`` of the arrays."""
         return self.image.shape  # type: ignore[return-value]
 
+    @property
+    def pixel_scale_arcsec(self) -> float:
+        """Mean pixel scale of the WCS's linear part [arcsec/pixel]."""
+        from astropy.wcs.utils import proj_plane_pixel_scales
+
+        return float(np.mean(proj_plane_pixel_scales(self.wcs)) * 3600.0)
+
     def pixel_to_sky(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Array pixel coordinates -> (ra, dec) in degrees (vectorised)."""
         ra, dec = self.wcs.pixel_to_world_values(np.asarray(x, float), np.asarray(y, float))

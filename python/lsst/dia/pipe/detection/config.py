@@ -46,7 +46,7 @@ class DetectionConfig(pexConfig.Config):
     badMaskPlanes = pexConfig.ListField[str](
         doc="Mask planes (MaskBit names) on which nothing is detected; they also carry no weight in the "
         "matched filter.",
-        default=["NO_DATA", "NO_TEMPLATE", "DETECTION_EDGE"],
+        default=["NO_DATA", "NO_TEMPLATE", "DETECTION_EDGE", "BAD"],
         itemCheck=lambda name: name in MaskBit.__members__,
     )
     nGrow = pexConfig.Field[int](
@@ -59,6 +59,35 @@ class DetectionConfig(pexConfig.Config):
         "merged into a dipole candidate.",
         default=2.0,
         check=lambda v: v >= 0,
+    )
+    systematicFluxFraction = pexConfig.Field[float](
+        doc="Fractional flux mismatch of PSF matching (dimensionless): near a template source of PSF-filtered flux "
+        "M_f, (fraction * M_f)^2 is added to the matched-filter variance, so subtraction residuals of bright "
+        "stars and galaxy cores are not detected (see lsst.dia.pipe.detection.systematics). 0 disables.",
+        default=0.0,
+        check=lambda v: 0 <= v < 1,
+    )
+    registrationSigma = pexConfig.Field[float](
+        doc="Per-axis registration error between science and template [arcsec]: adds sigma^2 |grad M_f|^2 to the "
+        "matched-filter variance (ZOGY's astrometric noise), suppressing misregistration dipoles. 0 disables.",
+        default=0.0,
+        check=lambda v: v >= 0,
+    )
+    doMeasureSystematics = pexConfig.Field[bool](
+        doc="Measure the flux mismatch and registration error on the residuals of bright template sources of this "
+        "difference image (lsst.dia.pipe.detection.systematics.measure_systematics) and use them where larger "
+        "than systematicFluxFraction / registrationSigma (which then act as floors).",
+        default=True,
+    )
+    systematicsMinSnr = pexConfig.Field[float](
+        doc="Template sources used to measure the systematics have at least this matched-filter S/N.",
+        default=100.0,
+        check=lambda v: v > 0,
+    )
+    systematicsMinSources = pexConfig.Field[int](
+        doc="With fewer measured sources than this, the configured floors are used alone.",
+        default=5,
+        check=lambda v: v >= 1,
     )
     tileSize = pexConfig.Field[int](
         doc="The matched filter runs as FFTs on tiles of about this side (pixels), each filtered with the PSF at "

@@ -11,9 +11,16 @@ from ..exposure import Exposure
 from ..masks import MaskBit, planes_set
 from .config import DetectionConfig, mask_bits
 from .footprints import Footprints, find_footprints, pair_dipoles
-from .matched_filter import matched_filter_significance, robust_sigma
+from .matched_filter import (
+    PsfCorrelator,
+    filtered_noise_variance,
+    robust_sigma,
+    significance_from,
+    usable_planes,
+)
+from .systematics import measure_systematics, systematic_variance
 
-__all__ = ["DetectionResult", "ScoreShapeError", "detect_sources", "PEAK_COLUMNS"]
+__all__ = ["DetectionResult", "ScoreShapeError", "Systematics", "detect_sources", "PEAK_COLUMNS"]
 
 #: Columns of `DetectionResult.peaks`: name -> (dtype, description).
 PEAK_COLUMNS: dict[str, tuple[str, str]] = {
@@ -39,7 +46,26 @@ class ScoreShapeError(ValueError):
     def __init__(self, score_shape: tuple[int, ...], image_shape: tuple[int, ...]) -> None:
         self.score_shape = score_shape
         self.image_shape = image_shape
-        super().__init__(f"Score image shape {score_shape} differs from difference image shape {image_shape}.")
+        super().__init__(f"Score or model image shape {score_shape} differs from difference image shape {image_shape}.")
+
+
+@dataclasses.dataclass(frozen=True)
+class Systematics:
+    """Systematic-noise terms used by detection (see `lsst.dia.pipe.detection.systematics`).
+
+    Attributes
+    ----------
+    flux_fraction : `float`
+        Fractional flux mismatch ``ε``.
+    registration_sigma : `float`
+        Per-axis registration error ``σ_r`` [arcsec].
+    n_sources : `int`
+        Template sources they were measured on (0: the configured values).
+    """
+
+    flux_fraction: float
+    registration_sigma: float
+    n_sources: int
 
 
 @dataclasses.dataclass
@@ -58,6 +84,8 @@ class DetectionResult:
         ``(ny, nx)`` float32 image that was thresholded (matched-filter significance or the score) [sigma].
     threshold : `float`
         Threshold applied to ``|significance|`` [sigma].
+    systematics : `Systematics`
+        Systematic-noise terms included in ``significance`` (zeros when no model was given).
     """
 
     peaks: Table
@@ -66,9 +94,24 @@ class DetectionResult:
     mask: np.ndarray
     significance: np.ndarray
     threshold: float
+    systematics: Systematics
 
     def __len__(self) -> int:
         return len(self.peaks)
+
+
+def _systematics(
+    numerator: np.ndarray, noise_var: np.ndarray, model_filtered: np.ndarray, pixel_scale: float,
+    config: DetectionConfig,
+) -> Systematics:
+    """The configured systematics, raised to the values measured on this image when enough sources allow."""
+    floors = Systematics(config.systematicFluxFraction, config.registrationSigma, 0)
+    if not config.doMeasureSystematics:
+        return floors
+    eps, sigma_pix, n = measure_systematics(numerator, noise_var, model_filtered, config.systematicsMinSnr)
+    if n < config.systematicsMinSources:
+        return floors
+    return Systematics(max(floors.flux_fraction, eps), max(floors.registration_sigma, sigma_pix * pixel_scale), n)
 
 
 def _peak_rows(fp: Footprints, polarity: int) -> dict[str, np.ndarray]:
@@ -94,7 +137,10 @@ def _empty_footprints(shape: tuple[int, int]) -> Footprints:
 
 
 def detect_sources(
-    difference: Exposure, config: DetectionConfig | None = None, score: np.ndarray | None = None
+    difference: Exposure,
+    config: DetectionConfig | None = None,
+    score: np.ndarray | None = None,
+    model: np.ndarray | None = None,
 ) -> DetectionResult:
     """Detect positive and negative point sources on a difference image.
 
@@ -107,6 +153,10 @@ def detect_sources(
     score : `numpy.ndarray`, optional
         A significance image in sigma (e.g. the ZOGY ``S_corr``); thresholded directly instead of the
         matched filter.
+    model : `numpy.ndarray`, optional
+        ``(ny, nx)`` template as subtracted (the PSF-matched template) [nJy]. With it, the significance includes
+        the systematic noise of bright sources (``config.systematicFluxFraction``, ``config.registrationSigma``;
+        `lsst.dia.pipe.detection.systematics`).
 
     Returns
     -------
@@ -115,32 +165,47 @@ def detect_sources(
     Raises
     ------
     ScoreShapeError
-        If ``score`` is given with a shape other than the image's.
+        If ``score`` or ``model`` is given with a shape other than the image's.
 
     Notes
     -----
     Pixels with any ``config.badMaskPlanes`` bit (or non-finite values) carry no weight in the matched filter and
     are never above threshold. Each grown footprint has one peak (its significance extremum). Positive and
     negative footprints closer than ``config.dipoleMergeDistance`` are paired as dipole candidates
-    (mutual nearest neighbours).
+    (mutual nearest neighbours). A score image is scaled by ``sqrt(V / (V + V_sys))`` when ``model`` is given.
     """
     config = config if config is not None else DetectionConfig()
     shape = difference.shape
+    for plane in (score, model):
+        if plane is not None and plane.shape != shape:
+            raise ScoreShapeError(plane.shape, shape)
     usable = ~planes_set(difference.mask, mask_bits(config.badMaskPlanes))
     usable &= np.isfinite(difference.image) & np.isfinite(difference.variance)
+    with_systematics = model is not None and (
+        config.doMeasureSystematics or config.systematicFluxFraction > 0 or config.registrationSigma > 0
+    )
+    correlator, noise_var = None, None
+    if score is None or with_systematics:
+        image, variance = usable_planes(difference.image, difference.variance, usable)
+        correlator = PsfCorrelator(difference.psf, shape, config.tileSize, config.fftWorkers)
+        noise_var = filtered_noise_variance(correlator, variance)
+        numerator = correlator.correlate(image)
     if score is not None:
-        if score.shape != shape:
-            raise ScoreShapeError(score.shape, shape)
         significance = np.where(usable & np.isfinite(score), score, 0).astype(np.float32)
     else:
-        significance = matched_filter_significance(
-            difference.image,
-            difference.variance,
-            difference.psf,
-            usable=usable,
-            tile_size=config.tileSize,
-            workers=config.fftWorkers,
+        significance = significance_from(numerator, noise_var)
+    # Peaks are located on the statistical significance: near a bright source the corrected one flattens into a
+    # plateau (signal and systematic noise both scale with the source) with no meaningful maximum.
+    peak_image = significance
+    systematics = Systematics(0.0, 0.0, 0)
+    if with_systematics:
+        model_filtered = correlator.correlate(np.where(usable & np.isfinite(model), model, np.float32(0)))
+        systematics = _systematics(numerator, noise_var, model_filtered, difference.pixel_scale_arcsec, config)
+        sys_var = systematic_variance(
+            model_filtered, systematics.flux_fraction, systematics.registration_sigma / difference.pixel_scale_arcsec
         )
+        peak_image = significance.copy()
+        significance *= significance_from(np.sqrt(noise_var), noise_var + sys_var)
     if config.doRescaleSignificance:
         sample = significance[usable & (significance != 0)]
         step = max(1, sample.size // 1_000_000)
@@ -152,15 +217,18 @@ def detect_sources(
     detect_pos = config.thresholdPolarity in ("both", "positive")
     detect_neg = config.thresholdPolarity in ("both", "negative")
     pos = (
-        find_footprints(significance, usable & (significance >= threshold), config.nGrow, +1)
+        find_footprints(peak_image, usable & (significance >= threshold), config.nGrow, +1)
         if detect_pos
         else _empty_footprints(shape)
     )
     neg = (
-        find_footprints(significance, usable & (significance <= -threshold), config.nGrow, -1)
+        find_footprints(peak_image, usable & (significance <= -threshold), config.nGrow, -1)
         if detect_neg
         else _empty_footprints(shape)
     )
+    if peak_image is not significance:
+        for fp in (pos, neg):
+            fp.peak_significance = significance[fp.peak_y, fp.peak_x].astype(np.float32)
     pair_pos, pair_neg = pair_dipoles(pos, neg, config.dipoleMergeDistance)
 
     pos_rows, neg_rows = _peak_rows(pos, 1), _peak_rows(neg, -1)
@@ -189,4 +257,5 @@ def detect_sources(
         mask=mask,
         significance=significance,
         threshold=threshold,
+        systematics=systematics,
     )

@@ -21,7 +21,14 @@ from numpy.lib.stride_tricks import sliding_window_view
 
 from ..psf import PsfModel
 
-__all__ = ["matched_filter_significance", "robust_sigma"]
+__all__ = [
+    "PsfCorrelator",
+    "filtered_noise_variance",
+    "matched_filter_significance",
+    "robust_sigma",
+    "significance_from",
+    "usable_planes",
+]
 
 
 def _tile_kernels(psf: PsfModel, centres_x: np.ndarray, centres_y: np.ndarray) -> np.ndarray:
@@ -47,6 +54,50 @@ def _correlate_tiles(plane: np.ndarray, kernels: np.ndarray, size: int, workers:
     spectra *= scipy.fft.rfft2(kernels[..., ::-1, ::-1], (size, size), workers=workers)
     out = scipy.fft.irfft2(spectra, (size, size), workers=workers)[..., k - 1 :, k - 1 :]
     return out.transpose(0, 2, 1, 3).reshape(n_ty * step, n_tx * step)[:ny, :nx]
+
+
+class PsfCorrelator:
+    """Correlates image planes with the (tile-wise) PSF of one image: the building block of the matched filter.
+
+    Parameters
+    ----------
+    psf : `~lsst.dia.pipe.psf.PsfModel`
+        PSF of the image.
+    shape : `tuple` [`int`, `int`]
+        ``(ny, nx)`` of the planes to filter.
+    tile_size : `int`
+        Approximate side of the FFT tiles [pixels]; each tile is filtered with the PSF at its centre.
+    workers : `int`
+        Threads for `scipy.fft`.
+    """
+
+    def __init__(self, psf: PsfModel, shape: tuple[int, int], tile_size: int = 1024, workers: int = 1) -> None:
+        ny, nx = shape
+        k = psf.size
+        self.shape = (ny, nx)
+        self.size = scipy.fft.next_fast_len(min(tile_size, max(ny, nx)) + k - 1, real=True)
+        step = self.size - (k - 1)
+        centres_x = np.minimum(np.arange(0, nx, step) + 0.5 * (step - 1), nx - 1)
+        centres_y = np.minimum(np.arange(0, ny, step) + 0.5 * (step - 1), ny - 1)
+        self.kernels = _tile_kernels(psf, centres_x, centres_y)
+        self.workers = workers
+
+    def correlate(self, plane: np.ndarray, squared: bool = False) -> np.ndarray:
+        """``plane ⋆ P`` (or ``plane ⋆ P²`` with ``squared``, for a variance plane); zero outside the array."""
+        kernels = self.kernels * self.kernels if squared else self.kernels
+        return _correlate_tiles(plane, kernels, self.size, self.workers)
+
+
+def filtered_noise_variance(correlator: PsfCorrelator, variance: np.ndarray) -> np.ndarray:
+    """``V ⋆ P²``: the variance of the matched-filter numerator [image units² × PSF sum²].
+
+    Zero (exactly) where no usable pixel contributes: FFT round-off there (~1e-7 of the scale) is cut at
+    1e-5 of the maximum.
+    """
+    noise_var = correlator.correlate(variance, squared=True)
+    floor = np.float32(1e-5 * float(noise_var.max(initial=0.0)))
+    noise_var[noise_var <= floor] = 0
+    return noise_var
 
 
 def matched_filter_significance(
@@ -79,26 +130,27 @@ def matched_filter_significance(
     significance : `numpy.ndarray`
         ``(ny, nx)`` float32 significance [sigma]; 0 where no usable pixel lies within the PSF.
     """
+    img, var = usable_planes(image, variance, usable)
+    correlator = PsfCorrelator(psf, img.shape, tile_size, workers)
+    return significance_from(correlator.correlate(img), filtered_noise_variance(correlator, var))
+
+
+def usable_planes(
+    image: np.ndarray, variance: np.ndarray, usable: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Image and variance with unusable pixels (masked, non-finite, negative variance) set to 0."""
     image = np.asarray(image)
     variance = np.asarray(variance)
     ok = np.isfinite(image) & np.isfinite(variance) & (variance >= 0)
     if usable is not None:
         ok &= usable
-    img = np.where(ok, image, np.float32(0))
-    var = np.where(ok, variance, np.float32(0))
-    ny, nx = img.shape
-    k = psf.size
-    size = scipy.fft.next_fast_len(min(tile_size, max(ny, nx)) + k - 1, real=True)
-    step = size - (k - 1)
-    centres_x = np.minimum(np.arange(0, nx, step) + 0.5 * (step - 1), nx - 1)
-    centres_y = np.minimum(np.arange(0, ny, step) + 0.5 * (step - 1), ny - 1)
-    kernels = _tile_kernels(psf, centres_x, centres_y)
-    numerator = _correlate_tiles(img, kernels, size, workers)
-    noise_var = _correlate_tiles(var, kernels * kernels, size, workers)
-    # FFT round-off leaves |noise_var| ~ 1e-7 of its scale where no usable pixel contributes.
-    floor = np.float32(1e-5 * float(noise_var.max(initial=0.0)))
-    significance = np.zeros((ny, nx), np.float32)
-    np.divide(numerator, np.sqrt(np.maximum(noise_var, floor)), out=significance, where=noise_var > floor)
+    return np.where(ok, image, np.float32(0)), np.where(ok, variance, np.float32(0))
+
+
+def significance_from(numerator: np.ndarray, total_variance: np.ndarray) -> np.ndarray:
+    """``numerator / sqrt(total_variance)`` as float32, 0 where the variance is 0."""
+    significance = np.zeros(numerator.shape, np.float32)
+    np.divide(numerator, np.sqrt(total_variance), out=significance, where=total_variance > 0)
     return significance
 
 

@@ -152,9 +152,18 @@ class AlardLuptonConfig(pexConfig.Config):
     minKernelSize = pexConfig.Field[int](doc="Smallest kernel side (odd, pixels).", default=21, check=lambda v: v >= 3)
     maxKernelSize = pexConfig.Field[int](doc="Largest kernel side (odd, pixels).", default=35, check=lambda v: v >= 3)
     spatialKernelOrder = pexConfig.Field[int](
-        doc="Order of the Chebyshev polynomials of the kernel's spatial variation (the kernel sum is constant).",
+        doc="Order of the Chebyshev polynomials of the kernel's spatial variation (the kernel sum is constant); "
+        "the largest order tried when doSelectSpatialOrder.",
         default=2,
         check=lambda v: 0 <= v <= 4,
+    )
+    doSelectSpatialOrder = pexConfig.Field[bool](
+        doc="Choose the spatial order in 0..spatialKernelOrder by cross-validation on the kernel stamps (the "
+        "order that best predicts stamps left out of the fit) instead of always using spatialKernelOrder.",
+        default=True,
+    )
+    crossValidationFolds = pexConfig.Field[int](
+        doc="Folds of the spatial-order cross-validation.", default=5, check=lambda v: v >= 2
     )
     spatialBackgroundOrder = pexConfig.Field[int](
         doc="Order of the Chebyshev polynomial of the differential background, fitted jointly with the kernel.",
@@ -178,7 +187,9 @@ class AlardLuptonConfig(pexConfig.Config):
         check=lambda v: v > 0,
     )
     kernelSumClip = pexConfig.Field[float](
-        doc="Reject stamps whose single-stamp kernel sum is more than this many robust sigmas from the median.",
+        doc="Reject stamps whose single-stamp kernel sum differs from the consensus by more than this many of its "
+        "own standard errors (scaled up by the robust scatter of those deviations when it exceeds 1; "
+        "see lsst.dia.pipe.diffim.kernel_fit.clip_kernel_sums).",
         default=3.0,
         check=lambda v: v > 0,
     )

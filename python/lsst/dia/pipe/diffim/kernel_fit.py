@@ -40,6 +40,7 @@ KERNEL_SOURCE_COLUMNS: dict[str, str] = {
     "snr": "PSF-flux S/N of the star on the science image.",
     "templateSnr": "PSF-flux S/N of the star on the template.",
     "kernelSum": "Sum of the kernel fitted to this stamp alone.",
+    "kernelSumErr": "Standard error of kernelSum from that fit's normal matrix (inf if singular).",
     "stampResidualMean": "Mean of residual/sigma over the fit region with the single-stamp kernel.",
     "stampResidualStd": "Standard deviation of residual/sigma with the single-stamp kernel.",
     "residualMean": "Mean of residual/sigma over the fit region with the final spatial kernel.",
@@ -78,12 +79,15 @@ class StampSystems:
     sqrt_w_y: np.ndarray
     n_pixels: int
 
+    def chi2(self, coefficients: np.ndarray) -> np.ndarray:
+        """``Σ w (y - Aᵀa)²`` over each fit region, for coefficients ``(n, m)``."""
+        a = coefficients
+        return self.y_w_y - 2 * np.einsum("nm,nm->n", a, self.rhs) + np.einsum("nm,nmk,nk->n", a, self.normal, a)
+
     def residual_stats(self, coefficients: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Mean and standard deviation of ``(y - Aᵀa) √w`` over each fit region, for coefficients ``(n, m)``."""
-        a = coefficients
-        mean = (self.sqrt_w_y - np.einsum("nm,nm->n", a, self.design_sqrt_w)) / self.n_pixels
-        chi2 = self.y_w_y - 2 * np.einsum("nm,nm->n", a, self.rhs) + np.einsum("nm,nmk,nk->n", a, self.normal, a)
-        std = np.sqrt(np.maximum(chi2 / self.n_pixels - mean**2, 0.0))
+        mean = (self.sqrt_w_y - np.einsum("nm,nm->n", coefficients, self.design_sqrt_w)) / self.n_pixels
+        std = np.sqrt(np.maximum(self.chi2(coefficients) / self.n_pixels - mean**2, 0.0))
         return mean, std
 
 
@@ -402,7 +406,8 @@ def fit_kernel(
     -----
     1. Each stamp is fitted alone; stamps whose fit is singular or whose residuals fail
        ``|mean(r/σ)| <= candidateResidualMeanMax`` and ``std(r/σ) <= candidateResidualStdMax`` are dropped,
-       then kernel sums beyond ``kernelSumClip`` robust (1.4826 MAD) sigmas of the median.
+       then stamps whose kernel sum disagrees with the others by more than ``kernelSumClip`` times its own error
+       (`clip_kernel_sums`: variable stars, transients and blends among the candidates).
     2. Up to ``maxSpatialIterations`` joint spatial fits, each followed by the same residual cuts with the
        spatial model at each stamp. The order drops (logged) when there are fewer than
        ``minSourcesPerSpatialTerm`` stamps per spatial term or the system is singular.
@@ -413,6 +418,93 @@ def fit_kernel(
     # Thousands of small matrix products: threaded BLAS only adds synchronisation (10x slower on busy cores).
     with threadpool_limits(limits=1, user_api="blas"):
         return _fit_kernel(target, convolved, candidates, basis, half_fit, config)
+
+
+def clip_kernel_sums(
+    kernel_sum: np.ndarray, kernel_sum_err: np.ndarray, used: np.ndarray, clip: float, max_iterations: int = 10
+) -> np.ndarray:
+    """Stamps whose single-stamp kernel sum is inconsistent with the others, given its own error.
+
+    A variable star or a transient among the kernel candidates has a kernel sum off by its change in flux;
+    when it is bright its error is small and it would dominate the weighted spatial fit. Each stamp's
+    deviation from the consensus is measured in units of its own standard error, ``z = (k - k̂) / σ_k``, with
+    ``k̂`` the median of the kept stamps' sums, then their inverse-variance weighted mean; stamps with
+    ``|z| > clip × max(1, 1.4826 MAD(z))`` are clipped until nothing changes. The MAD factor widens the cut
+    when the stamps scatter more than their errors (an imperfect kernel model), so good stars are not lost.
+
+    Parameters
+    ----------
+    kernel_sum, kernel_sum_err : `numpy.ndarray`
+        ``(n,)`` single-stamp kernel sums and their standard errors (``inf`` for unusable stamps).
+    used : `numpy.ndarray`
+        ``(n,)`` bool, stamps still in play.
+    clip : `float`
+        Threshold in (scaled) standard errors.
+    max_iterations : `int`
+        Largest number of clipping passes.
+
+    Returns
+    -------
+    clipped : `numpy.ndarray`
+        ``(n,)`` bool, stamps of ``used`` to reject.
+    """
+    keep = used & np.isfinite(kernel_sum_err) & (kernel_sum_err > 0)
+    if keep.sum() < 3:
+        return np.zeros_like(used)
+    centre = float(np.median(kernel_sum[keep]))
+    for _ in range(max_iterations):
+        z = (kernel_sum - centre) / np.where(kernel_sum_err > 0, kernel_sum_err, np.inf)
+        scale = max(1.0, 1.4826 * float(np.median(np.abs(z[keep]))))
+        new_keep = used & (np.abs(z) <= clip * scale)
+        if new_keep.sum() < 3:
+            break
+        weight = 1.0 / kernel_sum_err[new_keep] ** 2
+        centre = float(np.sum(weight * kernel_sum[new_keep]) / np.sum(weight))
+        if np.array_equal(new_keep, keep):
+            break
+        keep = new_keep
+    return used & ~keep
+
+
+def select_spatial_order(
+    systems: StampSystems, x: np.ndarray, y: np.ndarray, used: np.ndarray, basis: AlardLuptonBasis,
+    shape: tuple[int, int], config: AlardLuptonConfig,
+) -> int:
+    """The kernel spatial order (``0..config.spatialKernelOrder``) that best predicts stamps left out of the fit.
+
+    The used stamps are split into ``config.crossValidationFolds`` folds; for every order the spatial solution
+    fitted without a fold is scored by the χ² of that fold's stamps, and the order with the smallest total wins.
+    A higher order only pays when the kernel really varies more than the stars' noise lets a fit follow (with a
+    few dozen stars per CCD, order 2 mostly fits noise: each spatial term multiplies every basis coefficient).
+    Everything is evaluated from the stamps' normal equations; no pixel is revisited.
+
+    Returns
+    -------
+    order : `int`
+        The selected order (logged at debug level with the scores).
+    """
+    index = np.flatnonzero(used)
+    n_folds = min(config.crossValidationFolds, index.size)
+    if n_folds < 2:
+        return config.spatialKernelOrder
+    fold_of = np.full(len(used), -1)
+    fold_of[index] = np.arange(index.size) % n_folds
+    scores = {}
+    for order in range(config.spatialKernelOrder + 1):
+        total = 0.0
+        for fold in range(n_folds):
+            held_out = fold_of == fold
+            try:
+                _, local = _fit_spatial(systems, x, y, used & ~held_out, basis, shape, order, config)
+            except KernelSolveError:
+                total = np.inf
+                break
+            total += float(np.sum(systems.chi2(local)[held_out]))
+        scores[order] = total
+    best = min(scores, key=lambda o: (scores[o], o))
+    _log.debug("Kernel spatial order by %d-fold cross-validation: %d (held-out chi2 %s).", n_folds, best,
+               {o: round(v, 1) for o, v in scores.items()})
+    return best
 
 
 def _fit_kernel(
@@ -430,17 +522,18 @@ def _fit_kernel(
     reason[bad] = "stampResidual"
     used = ok & ~bad
     kernel_sum = single[:, 0]
+    kernel_sum_err = np.full(n, np.inf)
+    kernel_sum_err[ok] = np.sqrt(np.maximum(np.linalg.inv(systems.normal[ok])[:, 0, 0], 0.0))
     if used.sum() >= 3:
-        median = np.median(kernel_sum[used])
-        spread = 1.4826 * np.median(np.abs(kernel_sum[used] - median))
-        if spread > 0:
-            clipped = used & (np.abs(kernel_sum - median) > config.kernelSumClip * spread)
-            reason[clipped] = "kernelSum"
-            used &= ~clipped
+        clipped = clip_kernel_sums(kernel_sum, kernel_sum_err, used, config.kernelSumClip)
+        reason[clipped] = "kernelSum"
+        used &= ~clipped
     if used.sum() < config.minKernelSources:
         raise InsufficientKernelSourcesError(int(used.sum()), config.minKernelSources)
 
     order = config.spatialKernelOrder
+    if config.doSelectSpatialOrder and order > 0:
+        order = select_spatial_order(systems, x, y, used, basis, target.shape, config)
     iterations = 0
     for iterations in range(1, config.maxSpatialIterations + 1):
         solution, local = _fit_spatial(systems, x, y, used, basis, target.shape, order, config)
@@ -458,7 +551,8 @@ def _fit_kernel(
 
     values = {
         "x": x.astype(np.int64), "y": y.astype(np.int64), "scienceFlux": candidates.flux, "snr": candidates.snr,
-        "templateSnr": candidates.template_snr, "kernelSum": kernel_sum, "stampResidualMean": stamp_mean,
+        "templateSnr": candidates.template_snr, "kernelSum": kernel_sum, "kernelSumErr": kernel_sum_err,
+        "stampResidualMean": stamp_mean,
         "stampResidualStd": stamp_std, "residualMean": mean, "residualStd": std, "used": used, "rejectedBy": reason,
     }
     table = Table()

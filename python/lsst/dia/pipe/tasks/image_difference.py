@@ -6,6 +6,7 @@ AlardLuptonSubtractTask/ZogyTask + DetectAndMeasureTask) in one quantum per visi
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import time
 
@@ -22,8 +23,10 @@ from ..exposure import Exposure
 from ..ids import pack_dia_source_id
 from ..imaging.visit import make_difference_image, make_visit_image, template_info, visit_image_to_exposure
 from ..measurement import MeasurementConfig, measure_dia_sources
+from ..measurement.pixel_flags import PIXEL_FLAG_COLUMNS
 from ..psf.conversion import grid_to_lsst_psf
 from ..psf.models import GridPsf
+from ..repair import CosmicRayConfig, repair_cosmic_rays
 from .io import load_coadds
 
 __all__ = ["ImageDifferenceConfig", "ImageDifferenceTask"]
@@ -71,6 +74,12 @@ class ImageDifferenceConnections(
 class ImageDifferenceConfig(pipeBase.PipelineTaskConfig, pipelineConnections=ImageDifferenceConnections):
     """Configuration of `ImageDifferenceTask`."""
 
+    doRepairCosmicRays = pexConfig.Field[bool](
+        doc="Find and interpolate cosmic rays that single-frame processing missed on the science image before "
+        "subtraction (lsst.dia.pipe.repair); the input calexp is not modified.",
+        default=True,
+    )
+    repair = pexConfig.ConfigField(dtype=CosmicRayConfig, doc="Cosmic-ray finding (doRepairCosmicRays).")
     warp = pexConfig.ConfigField(dtype=WarpConfig, doc="Template warping and assembly.")
     subtraction = pexConfig.ConfigField(
         dtype=SubtractionConfig, doc="PSF matching and subtraction (subtraction.algorithm: 'al' or 'zogy')."
@@ -79,6 +88,13 @@ class ImageDifferenceConfig(pipeBase.PipelineTaskConfig, pipelineConnections=Ima
     measurement = pexConfig.ConfigField(dtype=MeasurementConfig, doc="DIASource measurement.")
     doWriteMatchedExp = pexConfig.Field[bool](
         doc="Write the warped, PSF-matched template (deepDiff_matchedExp).", default=False,
+    )
+    badSourceFlags = pexConfig.ListField[str](
+        doc="DIASources with any of these flags are removed before the catalog is written (ip_diffim's "
+        "DetectAndMeasureTask.badSourceFlags): nothing can be measured off the image, where the difference is "
+        "undefined, or on a saturated core.",
+        default=["pixelFlags_offimage", "pixelFlags_nodataCenter", "pixelFlags_saturatedCenter"],
+        itemCheck=lambda name: name in PIXEL_FLAG_COLUMNS,
     )
     ignoreCcdList = pexConfig.ListField[int](doc="Detectors to skip (Gen2 ignoreCcdList).", default=[])
     psfGridSize = pexConfig.Field[int](
@@ -110,7 +126,7 @@ class ImageDifferenceTask(pipeBase.PipelineTask):
             for handle, exposure in coadds
         ]
         templates = [info for info in provenance if info is not None]
-        scale = _pixel_scale_arcsec(science)
+        scale = science.pixel_scale_arcsec
         difference_psf = grid_to_lsst_psf(_as_grid(result.difference.psf, science.shape), calexp.bbox, scale)
         outputs = pipeBase.Struct(
             difference=make_difference_image(result.difference, calexp, psf=difference_psf,
@@ -161,17 +177,28 @@ class ImageDifferenceTask(pipeBase.PipelineTask):
             raise NoTemplateCoverageError(0.0, self.config.warp.minCoverage)
         template = assemble_template(template_patches, science.wcs, science.shape, self.config.warp)
         timings["templateSeconds"] = time.perf_counter() - start
+        n_cosmic_ray_pixels = 0
+        if self.config.doRepairCosmicRays:
+            t0 = time.perf_counter()
+            science = dataclasses.replace(science, image=science.image.copy(), mask=science.mask.copy())
+            n_cosmic_ray_pixels = repair_cosmic_rays(science, self.config.repair)
+            timings["repairSeconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         subtraction = subtract_images(science, template.exposure, self.config.subtraction)
         timings["subtractionSeconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
-        detections = detect_sources(subtraction.difference, self.config.detection, score=subtraction.score)
+        detections = detect_sources(subtraction.difference, self.config.detection, score=subtraction.score,
+                                    model=subtraction.matched_template.image)
         subtraction.difference.mask = detections.mask
         timings["detectionSeconds"] = time.perf_counter() - t0
         t0 = time.perf_counter()
         sources = measure_dia_sources(subtraction.difference, science, subtraction.matched_template, detections,
                                       self.config.measurement)
         timings["measurementSeconds"] = time.perf_counter() - t0
+        bad = np.zeros(len(sources), dtype=bool)
+        for flag in self.config.badSourceFlags:
+            bad |= np.asarray(sources[flag], dtype=bool)
+        sources = sources[~bad]
         n = len(sources)
         sources["diaSourceId"] = pack_dia_source_id(visit, detector, np.arange(n, dtype=np.int64))
         sources["visit"] = np.full(n, visit, dtype=np.int64)
@@ -183,6 +210,11 @@ class ImageDifferenceTask(pipeBase.PipelineTask):
             "templateCoverage": float(template.coverage_fraction),
             "nTemplatePatches": len(template_patches),
             "nDiaSources": n,
+            "nBadFlagSourcesRemoved": int(bad.sum()),
+            "nCosmicRayPixelsRepaired": n_cosmic_ray_pixels,
+            "systematicFluxFraction": detections.systematics.flux_fraction,
+            "registrationSigmaArcsec": detections.systematics.registration_sigma,
+            "nSystematicsSources": detections.systematics.n_sources,
             "nDipoles": int(np.count_nonzero(sources["isDipole"])) if "isDipole" in sources.colnames else 0,
             **timings,
         }
@@ -206,12 +238,6 @@ def _as_grid(psf, shape: tuple[int, int]) -> GridPsf:
         return psf
     ny, nx = shape
     return GridPsf.from_function(psf.kernel_image, (0, nx - 1), (0, ny - 1), 5, 5)
-
-
-def _pixel_scale_arcsec(exposure: Exposure) -> float:
-    from astropy.wcs.utils import proj_plane_pixel_scales
-
-    return float(np.mean(proj_plane_pixel_scales(exposure.wcs)) * 3600.0)
 
 
 def _fits_metadata(metadata: dict) -> dict:

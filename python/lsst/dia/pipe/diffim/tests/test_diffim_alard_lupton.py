@@ -71,8 +71,21 @@ def test_spatially_varying_kernel_recovered():
         assert _matched_psf_error(solution, x, y, 1.7, float(sigma(x, y)), 1.25) < 0.01
     # The spatial variation matters: the centre kernel alone misses the PSF at the left edge by several percent.
     assert _matched_psf_error(_frozen_at(solution, 512, 512), 50, 512, 1.7, float(sigma(50, 0)), 1.25) > 0.03
-    assert result.metadata["spatial_order_used"] == 2
+    # The PSF width varies linearly in x: cross-validation picks order 1 out of 0..2.
+    assert result.metadata["spatial_order_used"] == 1
     assert 0.98 < result.metadata["residual_noise_ratio"] < 1.05
+
+
+def test_spatial_order_cross_validation_prefers_constant_kernel():
+    """Same PSFs everywhere: the stamps' noise must not buy spatial terms (order 0 of 0..2), and the kernel
+    sum is still recovered."""
+    pair = star_field_pair((1024, 1024), n_stars=600, sigma_science=2.1, template_scale=0.8, seed=11)
+    result = subtract_images(pair.science, pair.template)
+    assert result.metadata["spatial_order_used"] == 0
+    assert result.kernel_solution.kernel_sum == pytest.approx(1.25, rel=0.01)
+    config = SubtractionConfig()
+    config.alardLupton.doSelectSpatialOrder = False
+    assert subtract_images(pair.science, pair.template, config).metadata["spatial_order_used"] == 2
 
 
 def test_kernel_solution_matches_lsst_images_kernel_fields():

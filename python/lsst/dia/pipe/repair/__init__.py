@@ -1,0 +1,13 @@
+"""Repair of calibrated images before subtraction: cosmic rays missed upstream, masked-pixel interpolation.
+
+- `find_cosmic_rays`: pixels sharper than the PSF allows (the "condition 3" test of LSST's findCosmicRays),
+  grown along their track.
+- `interpolate_masked`: replace pixels by the mean of usable neighbours.
+- `repair_cosmic_rays`: both, in place on an `~lsst.dia.pipe.exposure.Exposure`, with the mask bits set.
+"""
+
+from .config import CosmicRayConfig
+from .cosmic_rays import find_cosmic_rays, repair_cosmic_rays
+from .interpolate import interpolate_masked
+
+__all__ = ["CosmicRayConfig", "find_cosmic_rays", "interpolate_masked", "repair_cosmic_rays"]
