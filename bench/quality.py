@@ -9,7 +9,7 @@ small PNG figures with ``--plots``).
 Usage::
 
     python bench/quality.py --preset demo|dc2 --json OUT.json [--plots DIR] [--repo PATH] [--reuse]
-                            [--cores N] [--seed N]
+                            [--cores N] [--seed N] [--rerun-prefix NAME]
 
 Without ``--repo`` the repository lives in ``bench/cache/quality_<preset>/repo`` and is rebuilt unless
 ``--reuse`` is given.  With ``--reuse`` an existing repository is kept and the drivers skip completed work.
@@ -141,6 +141,9 @@ def main() -> int:
     parser.add_argument("--reuse", action="store_true", help="keep an existing repository and reruns")
     parser.add_argument("--cores", type=int, default=2, help="worker processes (default 2)")
     parser.add_argument("--seed", type=int, default=1, help="simulation seed (default 1)")
+    parser.add_argument("--rerun-prefix", default="quality", metavar="NAME",
+                        help="reruns are NAME_al and NAME_zogy (default quality); a new name with --reuse "
+                        "re-runs the drivers on the same simulated repository")
     args = parser.parse_args()
     if args.cores < 1:
         parser.error("--cores must be >= 1")
@@ -161,7 +164,7 @@ def main() -> int:
 
     qualities = {}
     for label, extra in ALGORITHMS.items():
-        rerun = f"quality_{label}"
+        rerun = f"{args.rerun_prefix}_{label}"
         failed, seconds = run_drivers(repo, rerun, extra, args.cores)
         result[f"failed_{label}"] = failed
         result[f"driver_seconds_{label}"] = seconds
