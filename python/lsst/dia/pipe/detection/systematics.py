@@ -58,9 +58,9 @@ def measure_systematics(
     the filtered difference is fitted (weighted least squares, all sources at once) as
     ``a M_f + δx ∂_x M_f + δy ∂_y M_f``: ``a`` is that source's fractional flux residual and ``(δx, δy)`` its
     misregistration [pixels], whatever their causes (kernel errors, astrometry, interpolation). Genuine variable
-    stars are among these sources, so both spreads are robust, from the median of the squared per-source values
-    (``median(a²) = 0.455 ε²`` for Gaussian ``a``; ``median((δx² + δy²) / 2) = ln 2 σ_r²``), with each fit's own
-    noise subtracted in quadrature.
+    stars are among these sources, so both spreads are robust: a first estimate from the median of the squared
+    per-source values (``median(a²) = 0.455 ε²`` for Gaussian ``a``; ``median((δx² + δy²) / 2) = ln 2 σ_r²``),
+    then the mean square of the sources within 4 of those sigmas (iterated), with the fits' own noise subtracted.
 
     Parameters
     ----------
@@ -115,7 +115,19 @@ def measure_systematics(
     covariance = np.linalg.inv(normal[good])
 
     def robust_rms(values: np.ndarray, noise: np.ndarray, median_over_variance: float) -> float:
-        return float(np.sqrt(max(np.median(values) / median_over_variance - np.median(noise), 0.0)))
+        # start from the median (robust to the variables), then drop sources beyond 4 sigma and use the mean
+        # square of the rest, minus their fit noise
+        keep = np.ones(values.size, dtype=bool)
+        variance = np.median(values) / median_over_variance
+        for _ in range(5):
+            new_keep = values <= 16.0 * variance
+            if not new_keep.any():
+                break
+            variance = float(np.mean(values[new_keep]))  # each value estimates the variance
+            if np.array_equal(new_keep, keep):
+                break
+            keep = new_keep
+        return float(np.sqrt(max(variance - np.mean(noise[keep]), 0.0)))
 
     # medians of χ²₁ and χ²₂/2 in units of the variance: 0.455 and ln 2
     flux_fraction = robust_rms(solution[:, 0] ** 2, covariance[:, 0, 0], 0.455)

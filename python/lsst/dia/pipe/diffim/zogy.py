@@ -194,11 +194,14 @@ def zogy_subtract(
 
     difference, var_d, matched, var_matched, score = process_in_cells(shape, cells, run)
 
-    radius_n = max(footprint_radius(centre.science), 1)
-    radius_r = max(footprint_radius(centre.template), 1)
+    # Masks spread by the score kernels, on which detection runs: D's own kernels ring far out at a low level
+    # whenever a PSF's Fourier transform has near-zeros (their 1e-3 footprint can be the whole stamp, which
+    # would blank bands around every bad column and a wide border for nothing).
+    radius_n = max(footprint_radius(centre.score_science), 1)
+    radius_r = max(footprint_radius(centre.score_template), 1)
     template_mask = dilate_bits(template.mask, radius_r)
     mask = dilate_bits(science.mask, radius_n) | template_mask
-    border = max(radius_n, radius_r, footprint_radius(centre.score_science), footprint_radius(centre.score_template))
+    border = max(radius_n, radius_r)
     flag_edges(mask, border)
     flag_edges(template_mask, border)
 

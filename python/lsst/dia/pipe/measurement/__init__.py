@@ -10,6 +10,7 @@ Public API
   and ``config.forced``)
 - Building blocks, usable on their own: `PsfStampSampler`, `cut_stamps`, `fit_psf_centroids`, `fit_dipoles`,
   `aperture_weights`, `aperture_flux`, `adaptive_moments`, `pixel_flag_columns`, `render_point_sources`
+- `with_systematic_error`: a difference flux error with the subtraction's systematic term added
 - Errors: `MissingWcsError`, `GridMismatchError`, `PositionShapeError`
 """
 
@@ -25,6 +26,7 @@ from .psf_stamps import PsfStampSampler
 from .render import render_point_sources
 from .schema import Column, dia_source_columns, empty_table, forced_columns
 from .stamps import Stamps, cut_stamps
+from .systematic_errors import with_systematic_error
 
 __all__ = [
     "AdaptiveMoments",
@@ -53,4 +55,5 @@ __all__ = [
     "measure_dia_sources",
     "pixel_flag_columns",
     "render_point_sources",
+    "with_systematic_error",
 ]

@@ -14,7 +14,7 @@ from astropy.table import Table, vstack
 from ..exposure import Exposure
 from ..ids import pack_dia_source_id
 from ..imaging.visit import visit_image_to_exposure
-from ..measurement import ForcedPhotometryConfig, forced_psf_photometry
+from ..measurement import ForcedPhotometryConfig, forced_psf_photometry, with_systematic_error
 from ..skymap import RingsSkyMap
 from ..skymap.storage import skymap_from_dict
 from .io import select_owned
@@ -75,6 +75,11 @@ class ForcedPhotCcdDiaConfig(pipeBase.PipelineTaskConfig, pipelineConnections=Fo
         doc="PSF models are sampled on psfGridSize x psfGridSize nodes over the detector.", default=5,
         check=lambda v: v >= 1,
     )
+    doIncludeSystematicErrors = pexConfig.Field[bool](
+        doc="Add the subtraction's systematic error (the difference image's measured systematicFluxFraction "
+        "times the template flux, scienceFlux - psfFlux) in quadrature to psfFluxErr.",
+        default=True,
+    )
 
 
 class ForcedPhotCcdDiaTask(pipeBase.PipelineTask):
@@ -95,8 +100,10 @@ class ForcedPhotCcdDiaTask(pipeBase.PipelineTask):
         grid = self.config.psfGridSize
         science = visit_image_to_exposure(inputs["exposure"], psf_grid=grid)
         difference = visit_image_to_exposure(inputs["difference"], psf_grid=grid)
+        metadata = inputs["difference"].metadata or {}
         result = self.run(science, difference, references, skymap_from_dict(inputs["skyMap"]),
-                          visit=int(data_id["visit"]), detector=detector)
+                          visit=int(data_id["visit"]), detector=detector,
+                          flux_fraction=float(metadata.get("systematicFluxFraction", 0.0)))
         butlerQC.put(result, outputRefs)
 
     def run(
@@ -107,6 +114,7 @@ class ForcedPhotCcdDiaTask(pipeBase.PipelineTask):
         skymap: RingsSkyMap,
         visit: int,
         detector: int,
+        flux_fraction: float = 0.0,
     ) -> pipeBase.Struct:
         """Forced photometry of the owned DIAObjects that fall on the image.
 
@@ -120,6 +128,9 @@ class ForcedPhotCcdDiaTask(pipeBase.PipelineTask):
             Sky map (inner regions make the references unique).
         visit, detector : `int`
             Data ID (packed into ``diaForcedSourceId``).
+        flux_fraction : `float`
+            Systematic flux fraction of the subtraction (``systematicFluxFraction`` of the difference image's
+            metadata); used when ``config.doIncludeSystematicErrors``.
 
         Returns
         -------
@@ -156,6 +167,9 @@ class ForcedPhotCcdDiaTask(pipeBase.PipelineTask):
         table["scienceFlux"] = sci["psfFlux"]
         table["scienceFluxErr"] = sci["psfFluxErr"]
         table["scienceFlux_flag"] = sci["psfFlux_flag"]
+        if self.config.doIncludeSystematicErrors and n:
+            table["psfFluxErr"] = with_systematic_error(table["psfFluxErr"], sci["psfFlux"] - diff["psfFlux"],
+                                                        flux_fraction)
         for name, unit in (("psfFlux", "nJy"), ("psfFluxErr", "nJy"), ("scienceFlux", "nJy"),
                            ("scienceFluxErr", "nJy"), ("ra", "deg"), ("dec", "deg")):
             table[name].unit = unit

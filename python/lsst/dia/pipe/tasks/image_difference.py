@@ -22,7 +22,7 @@ from ..diffim import SubtractionConfig, WarpConfig, assemble_template, subtract_
 from ..exposure import Exposure
 from ..ids import pack_dia_source_id
 from ..imaging.visit import make_difference_image, make_visit_image, template_info, visit_image_to_exposure
-from ..measurement import MeasurementConfig, measure_dia_sources
+from ..measurement import MeasurementConfig, measure_dia_sources, with_systematic_error
 from ..measurement.pixel_flags import PIXEL_FLAG_COLUMNS
 from ..psf.conversion import grid_to_lsst_psf
 from ..psf.models import GridPsf
@@ -95,6 +95,11 @@ class ImageDifferenceConfig(pipeBase.PipelineTaskConfig, pipelineConnections=Ima
         "undefined, or on a saturated core.",
         default=["pixelFlags_offimage", "pixelFlags_nodataCenter", "pixelFlags_saturatedCenter"],
         itemCheck=lambda name: name in PIXEL_FLAG_COLUMNS,
+    )
+    doIncludeSystematicErrors = pexConfig.Field[bool](
+        doc="Add the subtraction's systematic error (measured flux fraction x templateFlux) in quadrature to "
+        "psfFluxErr (the statistical error alone is then lost; snr keeps the detection significance).",
+        default=True,
     )
     ignoreCcdList = pexConfig.ListField[int](doc="Detectors to skip (Gen2 ignoreCcdList).", default=[])
     psfGridSize = pexConfig.Field[int](
@@ -199,6 +204,9 @@ class ImageDifferenceTask(pipeBase.PipelineTask):
         for flag in self.config.badSourceFlags:
             bad |= np.asarray(sources[flag], dtype=bool)
         sources = sources[~bad]
+        if self.config.doIncludeSystematicErrors and len(sources):
+            sources["psfFluxErr"] = with_systematic_error(sources["psfFluxErr"], sources["templateFlux"],
+                                                          detections.systematics.flux_fraction)
         n = len(sources)
         sources["diaSourceId"] = pack_dia_source_id(visit, detector, np.arange(n, dtype=np.int64))
         sources["visit"] = np.full(n, visit, dtype=np.int64)
