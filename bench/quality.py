@@ -35,7 +35,8 @@ ALGORITHMS = {"al": [], "zogy": ["-c", "subtraction.algorithm=zogy"]}
 
 #: Keys reported without a suffix (from the default algorithm's run).
 DEFAULT_KEYS = (
-    "residual_noise_ratio", "snr50", "artifacts_per_ccd4k", "diasrc_flux_bias_highsnr", "forced_pull_mean_diff",
+    "residual_noise_ratio", "snr50", "artifacts_per_ccd4k", "diasrc_flux_bias_highsnr", "diasrc_pull_std",
+    "forced_pull_mean_diff",
     "forced_pull_std_diff", "forced_pull_mean_sci", "forced_pull_std_sci", "forced_bias_highsnr_diff",
     "forced_bias_highsnr_sci", "assoc_purity", "assoc_completeness",
 )

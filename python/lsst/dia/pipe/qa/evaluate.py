@@ -30,7 +30,6 @@ from .metrics import (
     classify_artifacts,
     disc_mask,
     fit_completeness,
-    fractional_bias,
     psf_flux_sigma,
     pull_statistics,
     residual_noise_map,
@@ -41,6 +40,8 @@ __all__ = ["MATCH_RADIUS", "DifferenceNoise", "RunQuality", "difference_noise", 
 
 #: Matching radius of detections and DIAObjects to truth [arcsec].
 MATCH_RADIUS = 1.0
+#: DIASource flux pulls and bias use matched sources of true S/N above this (issue 4: S/N > 20).
+DIASOURCE_MIN_SNR = 20.0
 
 #: Truth objects brighter than this S/N (on the difference image's noise) are masked for the noise ratio.
 _EXCLUDE_SNR = 5.0
@@ -152,10 +153,10 @@ class RunQuality:
         DIASources.
     n_usable_pixels : `int`
         Difference-image pixels with a template, summed over CCDs.
-    flux_bias_highsnr : `float`
-        Median fractional DIASource psfFlux bias against ``diffFlux`` for true S/N > 50.
-    n_flux_bias : `int`
-        DIASources in ``flux_bias_highsnr``.
+    pulls_diasrc : `PullStats` or `None`
+        DIASource ``psfFlux`` against ``diffFlux`` for matched DIASources of true S/N > `DIASOURCE_MIN_SNR`
+        (above it detection is complete, so the detection threshold does not bias the pulls); its
+        ``bias_highsnr`` is the median fractional bias over the same sources.
     pulls_diff, pulls_sci : `PullStats` or `None`
         Forced photometry on the difference (true = ``diffFlux``) and science (true = ``trueFlux``) images.
     pull_values_diff, pull_values_sci : `numpy.ndarray`
@@ -173,8 +174,7 @@ class RunQuality:
     artifacts: Table
     n_detections: int
     n_usable_pixels: int
-    flux_bias_highsnr: float
-    n_flux_bias: int
+    pulls_diasrc: PullStats | None
     pulls_diff: PullStats | None
     pulls_sci: PullStats | None
     pull_values_diff: np.ndarray
@@ -211,8 +211,6 @@ class RunQuality:
             f"artifacts_per_ccd4k{s}": self.artifacts_per_ccd4k,
             f"artifact_fraction{s}": len(self.artifacts) / self.n_detections if self.n_detections else float("nan"),
             f"artifacts_by_cause_per_ccd4k{s}": self.artifacts_by_cause(),
-            f"diasrc_flux_bias_highsnr{s}": self.flux_bias_highsnr,
-            f"n_diasrc_flux_bias{s}": self.n_flux_bias,
             f"n_dia_sources{s}": self.n_detections,
             f"n_injected{s}": len(self.injected),
             f"n_ccds{s}": len(self.ccd_noise),
@@ -220,6 +218,12 @@ class RunQuality:
         if self.completeness_fit is not None:
             out[f"completeness_plateau{s}"] = self.completeness_fit.plateau
             out[f"completeness_width{s}"] = self.completeness_fit.width
+        if self.pulls_diasrc is not None:
+            out[f"diasrc_flux_bias_highsnr{s}"] = self.pulls_diasrc.bias_highsnr
+            out[f"n_diasrc_flux_bias{s}"] = self.pulls_diasrc.n_highsnr
+            out[f"diasrc_pull_mean{s}"] = self.pulls_diasrc.mean
+            out[f"diasrc_pull_std{s}"] = self.pulls_diasrc.std
+            out[f"diasrc_pull_robust_std{s}"] = self.pulls_diasrc.robust_std
         for kind, stats in (("diff", self.pulls_diff), ("sci", self.pulls_sci)):
             if stats is not None:
                 out[f"forced_pull_mean_{kind}{s}"] = stats.mean
@@ -397,11 +401,15 @@ def evaluate_run(
         artifacts = sources[is_artifact]["diaSourceId", "visit", "detector", "band", "ra", "dec", "snr"]
         artifacts["cause"] = causes
 
-    # DIASource flux bias at high true S/N
+    # DIASource flux pulls and bias where detection is complete
     matched = np.flatnonzero(~is_artifact)
     good = matched[~np.asarray(sources["psfFlux_flag"], bool)[matched]] if n_src else matched
-    bias, n_bias = fractional_bias(np.asarray(sources["psfFlux"], float)[good] if n_src else [],
-                                   diff_flux[source_truth_row[good]], true_snr[source_truth_row[good]])
+    good = good[true_snr[source_truth_row[good]] > DIASOURCE_MIN_SNR]
+    pulls_diasrc = None
+    if good.size:
+        pulls_diasrc = pull_statistics(np.asarray(sources["psfFlux"], float)[good],
+                                       np.asarray(sources["psfFluxErr"], float)[good],
+                                       diff_flux[source_truth_row[good]], high_snr=DIASOURCE_MIN_SNR)
 
     # association: DIAObject of each associated DIASource vs its matched injected object
     association = None
@@ -417,5 +425,5 @@ def evaluate_run(
         association = association_quality(np.asarray(catalogs.object_sources["diaObjectId"])[found], truth_ids)
 
     pulls_diff, pulls_sci, values_diff, values_sci = _forced_pulls(catalogs)
-    return RunQuality(label, ccd_noise, maps, injected, fit, fit_error, artifacts, n_src, n_pixels, bias, n_bias,
+    return RunQuality(label, ccd_noise, maps, injected, fit, fit_error, artifacts, n_src, n_pixels, pulls_diasrc,
                       pulls_diff, pulls_sci, values_diff, values_sci, association)
