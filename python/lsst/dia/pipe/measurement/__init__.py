@@ -10,6 +10,7 @@ Public API
   and ``config.forced``)
 - Building blocks, usable on their own: `PsfStampSampler`, `cut_stamps`, `fit_psf_centroids`, `fit_dipoles`,
   `aperture_weights`, `aperture_flux`, `adaptive_moments`, `pixel_flag_columns`, `render_point_sources`
+- `science_neighbours`: static sources next to forced-photometry targets, to fit with them on the science image
 - `with_systematic_error`: a difference flux error with the subtraction's systematic term added
 - Errors: `MissingWcsError`, `GridMismatchError`, `PositionShapeError`
 """
@@ -21,6 +22,7 @@ from .dipole import DipoleResult, fit_dipoles
 from .forced import PositionShapeError, forced_psf_photometry
 from .measure import GridMismatchError, MissingWcsError, measure_dia_sources
 from .moments import AdaptiveMoments, adaptive_moments
+from .neighbours import science_neighbours
 from .pixel_flags import PIXEL_FLAG_BITS, PIXEL_FLAG_COLUMNS, pixel_flag_columns
 from .psf_stamps import PsfStampSampler
 from .render import render_point_sources
@@ -55,5 +57,6 @@ __all__ = [
     "measure_dia_sources",
     "pixel_flag_columns",
     "render_point_sources",
+    "science_neighbours",
     "with_systematic_error",
 ]

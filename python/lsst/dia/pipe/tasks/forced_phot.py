@@ -14,7 +14,7 @@ from astropy.table import Table, vstack
 from ..exposure import Exposure
 from ..ids import pack_dia_source_id
 from ..imaging.visit import visit_image_to_exposure
-from ..measurement import ForcedPhotometryConfig, forced_psf_photometry, with_systematic_error
+from ..measurement import ForcedPhotometryConfig, forced_psf_photometry, science_neighbours, with_systematic_error
 from ..skymap import RingsSkyMap
 from ..skymap.storage import skymap_from_dict
 from .io import select_owned
@@ -74,6 +74,24 @@ class ForcedPhotCcdDiaConfig(pipeBase.PipelineTaskConfig, pipelineConnections=Fo
     psfGridSize = pexConfig.Field[int](
         doc="PSF models are sampled on psfGridSize x psfGridSize nodes over the detector.", default=5,
         check=lambda v: v >= 1,
+    )
+    doFitScienceNeighbours = pexConfig.Field[bool](
+        doc="On the science image, also fit the sources detected there (neighbourThreshold) that lie near a "
+        "DIAObject but are not one, simultaneously with it: static neighbours otherwise bias scienceFlux.",
+        default=True,
+    )
+    neighbourThreshold = pexConfig.Field[float](
+        doc="Detection threshold of science-image neighbours [sigma].", default=5.0, check=lambda v: v > 0
+    )
+    neighbourMinSeparation = pexConfig.Field[float](
+        doc="A science detection closer than this to a DIAObject is the DIAObject itself [pixels].",
+        default=2.0,
+        check=lambda v: v > 0,
+    )
+    neighbourMaxDistance = pexConfig.Field[float](
+        doc="Science detections further than this from every DIAObject are not fitted [pixels].",
+        default=25.0,
+        check=lambda v: v > 0,
     )
     doIncludeSystematicErrors = pexConfig.Field[bool](
         doc="Add the subtraction's systematic error (the difference image's measured systematicFluxFraction "
@@ -149,7 +167,14 @@ class ForcedPhotCcdDiaTask(pipeBase.PipelineTask):
         else:
             x = y = np.zeros(0)
         diff = forced_psf_photometry(difference, x, y, self.config.forced)
-        sci = forced_psf_photometry(science, x, y, self.config.forced)
+        n_neighbours = 0
+        if self.config.doFitScienceNeighbours and len(x):
+            nx_, ny_ = science_neighbours(science, x, y, self.config.neighbourThreshold,
+                                          self.config.neighbourMinSeparation, self.config.neighbourMaxDistance)
+            n_neighbours = len(nx_)
+            sci = forced_psf_photometry(science, np.r_[x, nx_], np.r_[y, ny_], self.config.forced)[: len(x)]
+        else:
+            sci = forced_psf_photometry(science, x, y, self.config.forced)
         table = Table()
         n = len(objects)
         table["diaForcedSourceId"] = pack_dia_source_id(visit, detector, np.arange(n, dtype=np.int64))
@@ -174,6 +199,7 @@ class ForcedPhotCcdDiaTask(pipeBase.PipelineTask):
                            ("scienceFluxErr", "nJy"), ("ra", "deg"), ("dec", "deg")):
             table[name].unit = unit
         self.metadata["nForced"] = n
+        self.metadata["nScienceNeighbours"] = n_neighbours
         self.metadata["forcedSeconds"] = time.perf_counter() - start
         _log.info("visit %d detector %d: forced photometry of %d DIAObjects", visit, detector, n)
         return pipeBase.Struct(forcedSources=table)
