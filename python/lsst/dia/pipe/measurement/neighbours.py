@@ -64,7 +64,8 @@ def science_neighbours(
         return empty
     px = np.asarray(peaks["x"], float)
     py = np.asarray(peaks["y"], float)
-    distance, _ = cKDTree(np.column_stack([x, y])).query(np.column_stack([px, py]), k=1)
+    tree = cKDTree(np.column_stack([x, y]))
+    distance, _ = tree.query(np.column_stack([px, py]), k=1)
     keep = (distance >= min_separation) & (distance <= max_distance)
     px, py = px[keep], py[keep]
     if px.size == 0:
@@ -72,4 +73,9 @@ def science_neighbours(
     sampler = PsfStampSampler(science.psf, science.shape)
     centroids = fit_psf_centroids(science, px, py, sampler, sampler.stamp_size(3.0), mask_bits(config.badMaskPlanes))
     ok = ~centroids.flag
-    return np.where(ok, centroids.x, px), np.where(ok, centroids.y, py)
+    px, py = np.where(ok, centroids.x, px), np.where(ok, centroids.y, py)
+    # a detection that is really part of a target (its wing, or a peak the centroid walked onto it) would split
+    # the target's flux
+    distance, _ = tree.query(np.column_stack([px, py]), k=1)
+    keep = distance >= min_separation
+    return px[keep], py[keep]

@@ -84,13 +84,13 @@ class ForcedPhotCcdDiaConfig(pipeBase.PipelineTaskConfig, pipelineConnections=Fo
         doc="Detection threshold of science-image neighbours [sigma].", default=5.0, check=lambda v: v > 0
     )
     neighbourMinSeparation = pexConfig.Field[float](
-        doc="A science detection closer than this to a DIAObject is the DIAObject itself [pixels].",
-        default=2.0,
+        doc="A science detection closer than this to a DIAObject is the DIAObject itself [PSF FWHM].",
+        default=1.5,
         check=lambda v: v > 0,
     )
     neighbourMaxDistance = pexConfig.Field[float](
-        doc="Science detections further than this from every DIAObject are not fitted [pixels].",
-        default=25.0,
+        doc="Science detections further than this from every DIAObject are not fitted [PSF FWHM].",
+        default=5.0,
         check=lambda v: v > 0,
     )
     doIncludeSystematicErrors = pexConfig.Field[bool](
@@ -169,8 +169,11 @@ class ForcedPhotCcdDiaTask(pipeBase.PipelineTask):
         diff = forced_psf_photometry(difference, x, y, self.config.forced)
         n_neighbours = 0
         if self.config.doFitScienceNeighbours and len(x):
+            ny_img, nx_img = science.shape
+            fwhm = 2.3548 * science.psf.sigma(0.5 * (nx_img - 1), 0.5 * (ny_img - 1))
             nx_, ny_ = science_neighbours(science, x, y, self.config.neighbourThreshold,
-                                          self.config.neighbourMinSeparation, self.config.neighbourMaxDistance)
+                                          self.config.neighbourMinSeparation * fwhm,
+                                          self.config.neighbourMaxDistance * fwhm)
             n_neighbours = len(nx_)
             sci = forced_psf_photometry(science, np.r_[x, nx_], np.r_[y, ny_], self.config.forced)[: len(x)]
         else:
