@@ -139,8 +139,14 @@ class WorkerPool:
         if self._executor is None:
             return
         if kill:
+            # CPython keeps the executor's worker processes in ``_processes``; killing them as well as closing the
+            # lifeline means no exit path (the interpreter's final join of the executor's manager thread
+            # included) can wait on a worker stuck in a quantum that ignores SIGINT.
+            processes = list((getattr(self._executor, "_processes", None) or {}).values())
             self._executor.shutdown(wait=False, cancel_futures=True)
             self._lifeline.close()  # every worker exits now
+            for process in processes:
+                process.kill()
         else:
             self._executor.shutdown(wait=True)
             self._lifeline.close()

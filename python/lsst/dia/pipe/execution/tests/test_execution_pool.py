@@ -111,7 +111,12 @@ def test_ctrl_c_leaves_repository_consistent(repo, tmp_path):
         if done >= 6 or time.monotonic() > deadline:
             break
     process.send_signal(signal.SIGINT)
-    out, _ = process.communicate(timeout=60)
+    try:
+        out, _ = process.communicate(timeout=60)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        _, err = process.communicate()
+        pytest.fail(f"the driver did not exit within 60 s of Ctrl-C; its stderr ends with:\n{err[-3000:]}")
     assert process.returncode == 130
     assert "interrupted" in out
     values = _values(repo, "intr")
