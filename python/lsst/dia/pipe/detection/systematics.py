@@ -16,6 +16,7 @@ and the significance is unchanged.
 from __future__ import annotations
 
 import numpy as np
+from scipy import ndimage
 
 __all__ = ["measure_systematics", "systematic_variance"]
 
@@ -84,8 +85,6 @@ def measure_systematics(
     n_sources : `int`
         Number of sources fitted.
     """
-    from scipy import ndimage
-
     size = 2 * half_width + 1
     with np.errstate(divide="ignore", invalid="ignore"):
         snr = np.where(noise_var > 0, model_filtered / np.sqrt(noise_var), 0)

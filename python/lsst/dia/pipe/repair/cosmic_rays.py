@@ -14,6 +14,7 @@ import logging
 import numpy as np
 from scipy import ndimage
 
+from ..detection.config import mask_bits
 from ..exposure import Exposure
 from ..masks import MaskBit, planes_set
 from ..psf import PsfModel
@@ -28,10 +29,9 @@ _log = logging.getLogger(__name__)
 _AXES: tuple[tuple[int, int], ...] = ((0, 1), (1, 0), (1, 1), (1, -1))
 
 
-def _shifted(plane: np.ndarray, dy: int, dx: int) -> np.ndarray:
-    """``plane`` shifted so that ``out[y, x] = plane[y + dy, x + dx]`` (edge pixels repeated)."""
-    padded = np.pad(plane, 1, mode="edge")
-    ny, nx = plane.shape
+def _shifted(padded: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """View of an edge-padded (by 1) plane shifted so that ``out[y, x] = plane[y + dy, x + dx]``."""
+    ny, nx = padded.shape[0] - 2, padded.shape[1] - 2
     return padded[1 + dy : 1 + dy + ny, 1 + dx : 1 + dx + nx]
 
 
@@ -96,23 +96,22 @@ def find_cosmic_rays(
         raise ValueError(f"find_cosmic_rays: contrast must be {len(_AXES)} finite ratios >= 1, got {contrast!r}.")
     config = config if config is not None else CosmicRayConfig()
     img = np.where(np.isfinite(image), image, 0).astype(np.float32, copy=False)
-    sigma = np.sqrt(np.where(np.isfinite(variance) & (variance > 0), variance, np.inf)).astype(np.float32)
-    bits = 0
-    for name in config.ignoreMaskPlanes:
-        bits |= int(MaskBit[name])
+    var = np.where(np.isfinite(variance) & (variance > 0), variance, np.inf).astype(np.float32)
+    sigma = np.sqrt(var)
     k = np.float32(config.neighbourSigma)
     centre = img - k * sigma
-    ignored = planes_set(mask, bits) | ~np.isfinite(image)
+    ignored = planes_set(mask, mask_bits(config.ignoreMaskPlanes)) | ~np.isfinite(image)
     # the unflagged rim of a saturated core is not PSF-shaped either: no seeds within saturationGrow of it
     near_saturation = ndimage.binary_dilation(planes_set(mask, MaskBit.SATURATED), iterations=config.saturationGrow)
     seeds = (img > np.float32(config.minSigma) * sigma) & ~ignored & ~near_saturation
     sharp = np.zeros(img.shape, bool)
+    padded_img, padded_var, padded_ignored = (np.pad(p, 1, mode="edge") for p in (img, var, ignored))
     for (dy, dx), axis_contrast in zip(_AXES, contrast):
         ratio = np.float32(axis_contrast * config.contrastFactor)
-        mean_nb = 0.5 * (_shifted(img, dy, dx) + _shifted(img, -dy, -dx))
-        sigma_nb = 0.5 * np.sqrt(_shifted(sigma, dy, dx) ** 2 + _shifted(sigma, -dy, -dx) ** 2)
+        mean_nb = 0.5 * (_shifted(padded_img, dy, dx) + _shifted(padded_img, -dy, -dx))
+        sigma_nb = 0.5 * np.sqrt(_shifted(padded_var, dy, dx) + _shifted(padded_var, -dy, -dx))
         # an axis with an ignored neighbour (bad column, saturated core) says nothing about sharpness
-        trusted = ~(_shifted(ignored, dy, dx) | _shifted(ignored, -dy, -dx))
+        trusted = ~(_shifted(padded_ignored, dy, dx) | _shifted(padded_ignored, -dy, -dx))
         sharp |= trusted & (centre > ratio * (mean_nb + k * sigma_nb))
     cosmic = seeds & sharp
     if not cosmic.any():
