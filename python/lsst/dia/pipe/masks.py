@@ -11,7 +11,7 @@ import enum
 
 import numpy as np
 
-__all__ = ["MaskBit", "MASK_DOCS", "planes_set", "any_set"]
+__all__ = ["MaskBit", "MASK_DOCS", "planes_set", "any_set", "mask_bits"]
 
 
 class MaskBit(enum.IntFlag):
@@ -65,3 +65,17 @@ def any_set(mask: np.ndarray, bits: int | MaskBit) -> int:
     if mask.size == 0:
         return 0
     return int(np.bitwise_or.reduce(mask.ravel() & np.uint32(int(bits))))
+
+
+def mask_bits(names) -> int:
+    """OR of the `MaskBit` bits named in ``names`` (e.g. a config's mask-plane list).
+
+    Raises
+    ------
+    KeyError
+        If a name is not a `MaskBit` member.
+    """
+    bits = 0
+    for name in names:
+        bits |= int(MaskBit[name])
+    return bits

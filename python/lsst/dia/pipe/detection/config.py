@@ -4,23 +4,9 @@ from __future__ import annotations
 
 import lsst.pex.config as pexConfig
 
-from ..masks import MaskBit
+from ..masks import MaskBit, mask_bits
 
 __all__ = ["DetectionConfig", "mask_bits"]
-
-
-def mask_bits(names: list[str] | tuple[str, ...]) -> int:
-    """OR of the `MaskBit` bits named in ``names`` (e.g. a config's ``badMaskPlanes``).
-
-    Raises
-    ------
-    KeyError
-        If a name is not a `MaskBit` member.
-    """
-    bits = 0
-    for name in names:
-        bits |= int(MaskBit[name])
-    return bits
 
 
 class DetectionConfig(pexConfig.Config):

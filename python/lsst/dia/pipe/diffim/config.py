@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import lsst.pex.config as pexConfig
 
-from ..masks import MaskBit
+from ..masks import MaskBit, mask_bits
 
 __all__ = [
     "AlardLuptonConfig",
@@ -23,14 +23,6 @@ __all__ = [
 
 def _is_mask_plane(name: str) -> bool:
     return name in MaskBit.__members__
-
-
-def mask_bits(names) -> int:
-    """OR of the `~lsst.dia.pipe.masks.MaskBit` bits named in ``names`` (a config's mask-plane list)."""
-    bits = 0
-    for name in names:
-        bits |= int(MaskBit[name])
-    return bits
 
 
 def _fail(config: pexConfig.Config, field: str, message: str) -> None:
