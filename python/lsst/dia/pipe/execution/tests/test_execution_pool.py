@@ -102,7 +102,16 @@ def test_ctrl_c_leaves_repository_consistent(repo, tmp_path):
         "-c",
         "hangVisits=[4]",
     ]
-    process = subprocess.Popen(command, env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    # A shell that starts the test suite in the background (``make test &``) leaves SIGINT ignored, and Python
+    # then installs no KeyboardInterrupt handler in the child: restore the default so Ctrl-C is what we test.
+    process = subprocess.Popen(
+        command,
+        env=env,
+        stderr=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
+    )
     done = 0
     deadline = time.monotonic() + 90
     assert process.stderr is not None
