@@ -41,6 +41,7 @@ from lsst.dia.pipe.association import (  # noqa: E402
     RunningListAssociator,
     summarize_dia_objects,
 )
+from lsst.dia.pipe.execution import retain_freed_memory  # noqa: E402
 
 PATCH_SIDE_DEG = 0.5
 DETECTOR_SIDE_DEG = 0.22
@@ -157,6 +158,7 @@ def main() -> None:
     parser.add_argument("--visits", type=int, nargs="+", default=[10, 100, 1000])
     parser.add_argument("--output", help="also write the JSON here")
     args = parser.parse_args()
+    retain_freed_memory()  # as the pipeline's workers do
 
     report: dict = {"scaling": []}
     algorithms = {"running_list": RunningListAssociator(), "multimatch": MultiMatchAssociator()}

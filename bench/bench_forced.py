@@ -23,6 +23,7 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 import numpy as np  # noqa: E402
 
 from lsst.dia.pipe.exposure import Exposure  # noqa: E402
+from lsst.dia.pipe.execution import retain_freed_memory  # noqa: E402
 from lsst.dia.pipe.measurement import ForcedPhotometryConfig, forced_psf_photometry  # noqa: E402
 from lsst.dia.pipe.measurement.render import render_point_sources  # noqa: E402
 from lsst.dia.pipe.psf import GaussianPsf  # noqa: E402
@@ -55,6 +56,7 @@ def main() -> None:
     parser.add_argument("--background", action="store_true", help="also fit a local background")
     parser.add_argument("--output", help="also write the JSON here")
     args = parser.parse_args()
+    retain_freed_memory()  # as the pipeline's workers do
     exposure, x, y, flux = simulate(args.n_objects, args.size, sigma=2.0, noise=10.0, seed=1)
     config = ForcedPhotometryConfig()
     config.fitBackground = args.background

@@ -55,6 +55,7 @@ import scipy.fft
 from lsst.dia.pipe.detection import DetectionConfig, detect_sources
 from lsst.dia.pipe.diffim import DiffimError, SubtractionConfig, SubtractionResult, WarpConfig, assemble_template
 from lsst.dia.pipe.diffim import residual_noise_ratio, subtract_images
+from lsst.dia.pipe.execution import retain_freed_memory
 from lsst.dia.pipe.exposure import Exposure
 from lsst.dia.pipe.measurement import MeasurementConfig, measure_dia_sources
 from lsst.dia.pipe.qa.metrics import disc_mask
@@ -497,6 +498,7 @@ def main() -> None:
     parser.add_argument("--others", type=Path, default=RESULTS, help="directory of the other benches' JSON")
     parser.add_argument("--plot", type=Path, help="PNG of the scaling plots (default: --json with .png)")
     args = parser.parse_args()
+    retain_freed_memory()  # as the pipeline's workers do
     size = 1024 if args.quick else min(args.size, 4096)
     sizes = [512, 1024] if args.quick else sorted({n for n in (1024, 2048, 4096) if n <= size} | {size})
     fft_repeat = 3 if args.quick else 5

@@ -21,6 +21,7 @@ from .progress import ExecutionSummary, ProgressReporter, QuantumOutcome, format
 from .request import BATCH_TYPES, BatchOptions, LocalOptions, RunRequest
 from .rerun import RerunState, open_repository, read_rerun
 from .runner import RunPlan, execute_plan, plan_run, start_workers
+from .memory import retain_freed_memory
 from .worker import LogSettings, QuantumStatus, configure_logging
 
 __all__ = [
@@ -49,6 +50,7 @@ __all__ = [
     "configure_logging",
     "execute_plan",
     "format_data_id",
+    "retain_freed_memory",
     "open_repository",
     "plan_run",
     "read_rerun",

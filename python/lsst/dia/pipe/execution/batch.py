@@ -57,6 +57,7 @@ from typing import Any
 import yaml
 
 from .errors import BatchSubmissionError
+from .memory import ALLOCATOR_ENVIRONMENT
 from .progress import ExecutionSummary, QuantumOutcome, format_data_id
 from .request import BatchOptions
 from .rerun import define_output_chain, open_repository
@@ -121,9 +122,12 @@ def _package_root() -> str:
 
 
 def job_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
-    """Return the environment for bps and the batch jobs: this Python's ``bin`` first on ``PATH`` and the
-    package (and the current ``PYTHONPATH``) on ``PYTHONPATH``."""
+    """Return the environment for bps and the batch jobs: this Python's ``bin`` first on ``PATH``, the
+    package (and the current ``PYTHONPATH``) on ``PYTHONPATH``, and glibc's malloc told to keep freed memory
+    (`~lsst.dia.pipe.execution.memory.ALLOCATOR_ENVIRONMENT`, unless already set)."""
     env = dict(os.environ if base is None else base)
+    for name, value in ALLOCATOR_ENVIRONMENT.items():
+        env.setdefault(name, value)
     bindir = os.path.dirname(sys.executable)
     env["PATH"] = os.pathsep.join([bindir, env.get("PATH", "")]).rstrip(os.pathsep)
     current = [os.path.abspath(p) for p in env.get("PYTHONPATH", "").split(os.pathsep) if p]
@@ -133,7 +137,7 @@ def job_environment(base: Mapping[str, str] | None = None) -> dict[str, str]:
 
 
 def _export_lines(env: Mapping[str, str]) -> str:
-    return "\n".join(f"export {name}={_quote(env[name])}" for name in ("PATH", "PYTHONPATH"))
+    return "\n".join(f"export {name}={_quote(env[name])}" for name in ("PATH", "PYTHONPATH", *ALLOCATOR_ENVIRONMENT))
 
 
 def _quote(text: str) -> str:

@@ -50,6 +50,8 @@ from lsst.daf.butler import (
 from lsst.pipe.base.pipeline_graph import TaskNode
 from lsst.pipe.base.single_quantum_executor import SingleQuantumExecutor
 
+from .memory import retain_freed_memory
+
 #: Format of ``--longlog`` lines (as ``pipetask --long-log``).
 LONG_LOG_FORMAT = (
     "%(levelname)s %(asctime)s %(name)s (%(processName)s)(%(filename)s:%(lineno)s) - %(message)s"
@@ -306,7 +308,8 @@ def _exit_when_closed(lifeline: Any) -> None:
 
 
 def initialize_worker(setup: WorkerSetup, events: Any | None, lifeline: Any | None) -> None:
-    """Initialise a worker process: logging, imports, butler config; announce readiness on ``events``.
+    """Initialise a worker process: logging, memory allocator (`retain_freed_memory`), imports, butler config;
+    announce readiness on ``events``.
 
     Parameters
     ----------
@@ -321,6 +324,7 @@ def initialize_worker(setup: WorkerSetup, events: Any | None, lifeline: Any | No
         # Ctrl-C is handled by the parent, which stops the workers itself.
         signal.signal(signal.SIGINT, signal.SIG_IGN)
         configure_logging(setup.log_settings)
+    retain_freed_memory()
     if lifeline is not None:
         threading.Thread(target=_exit_when_closed, args=(lifeline,), daemon=True, name="lifeline").start()
     for module in setup.preload:

@@ -87,6 +87,7 @@ def test_pbs_job_script(repo, tmp_path, capsys):
         "scheduler_options": "#PBS -A dia\n#PBS -m abe\n#PBS -l mem=8gb",
     }
     assert "export PYTHONPATH=" in site["worker_init"] and "export PATH=" in site["worker_init"]
+    assert "export MALLOC_MMAP_THRESHOLD_=" in site["worker_init"]
     payload = config["payload"]
     assert payload["output"] == "rerun/batch" and payload["outputRun"].startswith("rerun/batch/")
     assert payload["dataQuery"] == "visit IN (1, 2)"
