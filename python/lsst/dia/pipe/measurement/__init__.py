@@ -11,6 +11,7 @@ Public API
 - Building blocks, usable on their own: `PsfStampSampler`, `cut_stamps`, `fit_psf_centroids`, `fit_dipoles`,
   `aperture_weights`, `aperture_flux`, `adaptive_moments`, `pixel_flag_columns`, `render_point_sources`
 - `science_neighbours`: static sources next to forced-photometry targets, to fit with them on the science image
+- `poor_psf_fit`: DIASources whose PSF fit is worse than noise and model errors allow (not point sources)
 - `with_systematic_error`: a difference flux error with the subtraction's systematic term added
 - Errors: `MissingWcsError`, `GridMismatchError`, `PositionShapeError`
 """
@@ -24,6 +25,7 @@ from .measure import GridMismatchError, MissingWcsError, measure_dia_sources
 from .moments import AdaptiveMoments, adaptive_moments
 from .neighbours import science_neighbours
 from .pixel_flags import PIXEL_FLAG_BITS, PIXEL_FLAG_COLUMNS, pixel_flag_columns
+from .psf_fit_quality import poor_psf_fit
 from .psf_stamps import PsfStampSampler
 from .render import render_point_sources
 from .schema import Column, dia_source_columns, empty_table, forced_columns
@@ -56,6 +58,7 @@ __all__ = [
     "forced_psf_photometry",
     "measure_dia_sources",
     "pixel_flag_columns",
+    "poor_psf_fit",
     "render_point_sources",
     "science_neighbours",
     "with_systematic_error",

@@ -22,7 +22,7 @@ from ..diffim import SubtractionConfig, WarpConfig, assemble_template, subtract_
 from ..exposure import Exposure
 from ..ids import pack_dia_source_id
 from ..imaging.visit import make_difference_image, make_visit_image, template_info, visit_image_to_exposure
-from ..measurement import MeasurementConfig, measure_dia_sources, with_systematic_error
+from ..measurement import MeasurementConfig, measure_dia_sources, poor_psf_fit, with_systematic_error
 from ..measurement.pixel_flags import PIXEL_FLAG_COLUMNS
 from ..psf.conversion import grid_to_lsst_psf
 from ..psf.models import GridPsf
@@ -95,6 +95,23 @@ class ImageDifferenceConfig(pipeBase.PipelineTaskConfig, pipelineConnections=Ima
         "undefined, or on a saturated core.",
         default=["pixelFlags_offimage", "pixelFlags_nodataCenter", "pixelFlags_saturatedCenter"],
         itemCheck=lambda name: name in PIXEL_FLAG_COLUMNS,
+    )
+    doRemovePoorPsfFits = pexConfig.Field[bool](
+        doc="Remove DIASources whose PSF fit on the difference is worse than noise and model errors allow "
+        "(lsst.dia.pipe.measurement.poor_psf_fit): rings around bright stars, sharp cosmic rays, mask edges.",
+        default=True,
+    )
+    maxPsfReducedChi2 = pexConfig.Field[float](
+        doc="doRemovePoorPsfFits: largest psfChi2/psfNdata of a faint DIASource (1 = perfect fit on average; "
+        "injected sources on the demo survey: median 1.01, 99th percentile 2.5-4.9).",
+        default=3.0,
+        check=lambda v: v > 1.0,
+    )
+    psfModelErrorFraction = pexConfig.Field[float](
+        doc="doRemovePoorPsfFits: fractional difference-PSF model error allowed for bright DIASources (their "
+        "psfChi2 may exceed the limit by (fraction x S/N)^2).",
+        default=0.05,
+        check=lambda v: 0.0 <= v < 1.0,
     )
     doIncludeSystematicErrors = pexConfig.Field[bool](
         doc="Add the subtraction's systematic error (measured flux fraction x templateFlux) in quadrature to "
@@ -203,6 +220,13 @@ class ImageDifferenceTask(pipeBase.PipelineTask):
         bad = np.zeros(len(sources), dtype=bool)
         for flag in self.config.badSourceFlags:
             bad |= np.asarray(sources[flag], dtype=bool)
+        n_poor_fits = 0
+        if self.config.doRemovePoorPsfFits and len(sources):
+            poor = poor_psf_fit(sources["psfChi2"], sources["psfNdata"], sources["psfFlux"], sources["psfFluxErr"],
+                                sources["templateFlux"], self.config.maxPsfReducedChi2,
+                                self.config.psfModelErrorFraction, detections.systematics.flux_fraction)
+            n_poor_fits = int(np.count_nonzero(poor & ~bad))
+            bad |= poor
         sources = sources[~bad]
         if self.config.doIncludeSystematicErrors and len(sources):
             sources["psfFluxErr"] = with_systematic_error(sources["psfFluxErr"], sources["templateFlux"],
@@ -218,7 +242,8 @@ class ImageDifferenceTask(pipeBase.PipelineTask):
             "templateCoverage": float(template.coverage_fraction),
             "nTemplatePatches": len(template_patches),
             "nDiaSources": n,
-            "nBadFlagSourcesRemoved": int(bad.sum()),
+            "nBadFlagSourcesRemoved": int(bad.sum()) - n_poor_fits,
+            "nPoorPsfFitSourcesRemoved": n_poor_fits,
             "nCosmicRayPixelsRepaired": n_cosmic_ray_pixels,
             "systematicFluxFraction": detections.systematics.flux_fraction,
             "registrationSigmaArcsec": detections.systematics.registration_sigma,
