@@ -6,6 +6,7 @@ import numpy as np
 
 from lsst.dia.pipe.diffim.synthetic import render_gaussian_sources, tan_wcs
 from lsst.dia.pipe.exposure import Exposure
+from lsst.dia.pipe.masks import MaskBit
 from lsst.dia.pipe.measurement import ForcedPhotometryConfig, forced_psf_photometry, science_neighbours
 from lsst.dia.pipe.psf import GaussianPsf
 
@@ -51,3 +52,31 @@ def test_fitting_neighbours_removes_the_blend_bias():
     assert np.mean(pulls_biased) > 3
     assert abs(np.mean(pulls_fair)) < 1.0
     assert 0.6 < np.std(pulls_fair) < 1.5
+
+
+def test_neighbour_inside_the_targets_footprint_is_found():
+    """A 5000 nJy star 8 px (1.7 FWHM) from a 20000 nJy target shares its detection footprint: it is still a
+    neighbour (every local maximum counts, not one peak per footprint)."""
+    rng = np.random.default_rng(3)
+    tx, ty = np.array([80.2, 130.7]), np.array([90.4, 120.1])
+    sx, sy = tx + np.array([8.0, -5.6]), ty + np.array([0.5, 5.7])
+    image = render_gaussian_sources(SHAPE, np.r_[tx, sx], np.r_[ty, sy], np.r_[np.full(2, 2e4), np.full(2, 5e3)],
+                                    SIGMA) + rng.normal(0, NOISE, SHAPE).astype(np.float32)
+    exposure = Exposure(image, np.full(SHAPE, NOISE**2, np.float32), np.zeros(SHAPE, np.uint32), GaussianPsf(SIGMA),
+                        tan_wcs(SHAPE))
+    nx, ny = science_neighbours(exposure, tx, ty, min_separation=4.0)
+    assert len(nx) == 2
+    assert np.all(np.hypot(nx[:, None] - sx, ny[:, None] - sy).min(axis=1) <= 1.0)
+
+
+def test_saturated_star_is_one_neighbour():
+    """A saturated star (clipped core flagged SATURATED) next to a target is one neighbour: the second pass does
+    not turn what its model cannot fit into more neighbours."""
+    rng = np.random.default_rng(4)
+    image = render_gaussian_sources(SHAPE, np.array([100.0, 88.0]), np.array([100.0, 100.0]), np.array([1e7, 2e3]),
+                                    SIGMA) + rng.normal(0, NOISE, SHAPE).astype(np.float32)
+    mask = np.where(image > 2e5, np.uint32(MaskBit.SATURATED), np.uint32(0))
+    image = np.minimum(image, np.float32(2e5))
+    exposure = Exposure(image, np.full(SHAPE, NOISE**2, np.float32), mask, GaussianPsf(SIGMA), tan_wcs(SHAPE))
+    nx, ny = science_neighbours(exposure, np.array([88.0]), np.array([100.0]), min_separation=4.0)
+    assert len(nx) == 1 and abs(nx[0] - 100.0) < 1.0 and abs(ny[0] - 100.0) < 1.0
