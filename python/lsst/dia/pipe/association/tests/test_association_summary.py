@@ -154,6 +154,30 @@ def test_position_is_spherical_mean_across_ra_zero():
     assert out["lastDiaSourceMjdTai"][0] == table["midpointMjdTai"][sel].max()
 
 
+def test_position_weighted_by_diasource_errors():
+    """Three precise detections (0.01") at the true position and three poor ones (0.2") 0.3" east: the mean sits
+    within 0.01" of the truth (the plain mean would be 0.15" off) and its error is the formal 0.01"/sqrt(3)
+    where the scatter is smaller; a single detection keeps its own error."""
+    dec0 = 10.0
+    offset = 0.3 / 3600 / np.cos(np.radians(dec0))
+    table = Table({
+        "ra": np.r_[np.full(3, 50.0), np.full(3, 50.0 + offset), 60.0],
+        "dec": np.full(7, dec0),
+        "raErr": np.r_[np.full(3, 0.01), np.full(3, 0.2), 0.05] / 3600,
+        "decErr": np.r_[np.full(3, 0.01), np.full(3, 0.2), 0.05] / 3600,
+        "midpointMjdTai": 60000.0 + np.arange(7.0),
+        "band": ["g"] * 7,
+        "psfFlux": np.full(7, 100.0), "psfFluxErr": np.full(7, 10.0),
+        "scienceFlux": np.full(7, 100.0), "scienceFluxErr": np.full(7, 10.0),
+    })
+    out = summarize_dia_objects(table, np.r_[np.zeros(6, int), 1], ["g"], np.array([1, 2]))
+    east = (out["ra"][0] - 50.0) * np.cos(np.radians(dec0)) * 3600
+    assert abs(east) < 0.01 and abs(out["dec"][0] - dec0) * 3600 < 1e-6
+    assert out["decErr"][0] * 3600 == pytest.approx(0.01 / np.sqrt(3), rel=0.01)
+    assert out["raErr"][0] * 3600 > out["decErr"][0] * 3600  # the 0.3" scatter of the poor detections
+    assert out["raErr"][1] * 3600 == pytest.approx(0.05, rel=1e-6)
+
+
 def test_columns_follow_apdb_schema():
     table, obj = _catalog()
     out = summarize_dia_objects(table, obj, list("ugrizy"), np.array([1, 2, 3]))
