@@ -38,7 +38,7 @@ DEFAULT_KEYS = (
     "residual_noise_ratio", "snr50", "artifacts_per_ccd4k", "diasrc_flux_bias_highsnr", "diasrc_pull_std",
     "forced_pull_mean_diff",
     "forced_pull_std_diff", "forced_pull_mean_sci", "forced_pull_std_sci", "forced_bias_highsnr_diff",
-    "forced_bias_highsnr_sci", "assoc_purity", "assoc_completeness",
+    "forced_bias_highsnr_sci", "forced_pull_mean_null", "forced_pull_std_null", "assoc_purity", "assoc_completeness",
 )
 
 

@@ -161,6 +161,9 @@ class RunQuality:
         Forced photometry on the difference (true = ``diffFlux``) and science (true = ``trueFlux``) images.
     pull_values_diff, pull_values_sci : `numpy.ndarray`
         The pulls themselves (for histograms).
+    pulls_null : `PullStats` or `None`
+        Forced photometry on the difference image at the epochs where an injected transient has no flux yet
+        (before explosion: true = 0), which must be consistent with zero.
     association : `AssociationQuality` or `None`
         Association purity/completeness (`None` without DIAObjects).
     """
@@ -180,6 +183,7 @@ class RunQuality:
     pull_values_diff: np.ndarray
     pull_values_sci: np.ndarray
     association: AssociationQuality | None
+    pulls_null: PullStats | None = None
 
     @property
     def residual_noise_ratio(self) -> float:
@@ -224,7 +228,7 @@ class RunQuality:
             out[f"diasrc_pull_mean{s}"] = self.pulls_diasrc.mean
             out[f"diasrc_pull_std{s}"] = self.pulls_diasrc.std
             out[f"diasrc_pull_robust_std{s}"] = self.pulls_diasrc.robust_std
-        for kind, stats in (("diff", self.pulls_diff), ("sci", self.pulls_sci)):
+        for kind, stats in (("diff", self.pulls_diff), ("sci", self.pulls_sci), ("null", self.pulls_null)):
             if stats is not None:
                 out[f"forced_pull_mean_{kind}{s}"] = stats.mean
                 out[f"forced_pull_std_{kind}{s}"] = stats.std
@@ -271,11 +275,13 @@ def _flag(table: Table, name: str) -> np.ndarray:
     return np.asarray(table[name], bool) if name in table.colnames else np.zeros(len(table), bool)
 
 
-def _forced_pulls(catalogs: RunCatalogs) -> tuple[PullStats | None, PullStats | None, np.ndarray, np.ndarray]:
+def _forced_pulls(
+    catalogs: RunCatalogs,
+) -> tuple[PullStats | None, PullStats | None, np.ndarray, np.ndarray, PullStats | None]:
     forced, objects = catalogs.forced, catalogs.dia_objects
     empty = np.zeros(0)
     if not len(forced) or not len(objects):
-        return None, None, empty, empty
+        return None, None, empty, empty, None
     truth_objects = catalogs.truth_objects
     rows, types = _truth_match_ids(objects["ra"], objects["dec"], truth_objects)
     matched = rows >= 0
@@ -289,7 +295,7 @@ def _forced_pulls(catalogs: RunCatalogs) -> tuple[PullStats | None, PullStats | 
     truth = catalogs.truth_visit["id", "visit", "detector", "objectType", "hostId", "trueFlux", "diffFlux"]
     rows = join(measured, truth, keys=["visit", "detector", "id"])
     if not len(rows):
-        return None, None, empty, empty
+        return None, None, empty, empty, None
     kind = np.asarray(rows["objectType"]).astype(str)
     injected = np.isin(kind, INJECTED_TYPES)
     # static stars are DIAObjects only through artifacts (mostly near saturation): left out of both
@@ -307,7 +313,9 @@ def _forced_pulls(catalogs: RunCatalogs) -> tuple[PullStats | None, PullStats | 
 
     stats_diff, values_diff = pulls(diff, "psfFlux", "psfFluxErr", "diffFlux")
     stats_sci, values_sci = pulls(sci, "scienceFlux", "scienceFluxErr", "trueFlux")
-    return stats_diff, stats_sci, values_diff, values_sci
+    null = diff & (kind == "transient") & (np.asarray(rows["trueFlux"], float) == 0)
+    stats_null = pulls(null, "psfFlux", "psfFluxErr", "diffFlux")[0] if null.any() else None
+    return stats_diff, stats_sci, values_diff, values_sci, stats_null
 
 
 def evaluate_run(
@@ -424,6 +432,6 @@ def evaluate_run(
                              np.asarray(truth["id"], np.int64)[np.clip(source_truth_row[src_rows], 0, None)])
         association = association_quality(np.asarray(catalogs.object_sources["diaObjectId"])[found], truth_ids)
 
-    pulls_diff, pulls_sci, values_diff, values_sci = _forced_pulls(catalogs)
+    pulls_diff, pulls_sci, values_diff, values_sci, pulls_null = _forced_pulls(catalogs)
     return RunQuality(label, ccd_noise, maps, injected, fit, fit_error, artifacts, n_src, n_pixels, pulls_diasrc,
-                      pulls_diff, pulls_sci, values_diff, values_sci, association)
+                      pulls_diff, pulls_sci, values_diff, values_sci, association, pulls_null)

@@ -13,9 +13,9 @@ from lsst.dia.pipe.exposure import Exposure
 from lsst.dia.pipe.masks import MaskBit
 from lsst.dia.pipe.psf import GaussianPsf
 from lsst.dia.pipe.qa import figures
-from lsst.dia.pipe.qa.collect import failures_from_summary
+from lsst.dia.pipe.qa.collect import RunCatalogs, failures_from_summary
 from lsst.dia.pipe.qa.cutouts import resample_onto
-from lsst.dia.pipe.qa.evaluate import difference_noise
+from lsst.dia.pipe.qa.evaluate import _forced_pulls, difference_noise
 from lsst.dia.pipe.qa.metrics import LogisticFit, binned_completeness
 
 
@@ -103,3 +103,34 @@ def test_figures_are_small_pngs(tmp_path):
     for path in written:
         height, width = imread(path).shape[:2]
         assert 50 < width <= 600 and 50 < height <= 500, (path.name, width, height)
+
+
+def test_forced_pulls_against_truth_including_epochs_before_explosion():
+    """Two transients over 40 visits, fluxes drawn with unit pulls; the first has no flux in its first 10
+    visits (before explosion), the second carries a +3 sigma bias there: only the null-epoch statistics of
+    the second are off."""
+    rng = np.random.default_rng(8)
+    n_visits = 40
+    visit = np.tile(np.arange(n_visits), 2)
+    obj = np.repeat([0, 1], n_visits)
+    true = np.where(visit < 10, 0.0, 1000.0 + 50.0 * visit)
+    err = np.full(visit.size, 40.0)
+
+    def catalogs(null_bias: float) -> RunCatalogs:
+        flux = true + err * rng.normal(size=true.size) + np.where((obj == 1) & (true == 0), null_bias * 40.0, 0.0)
+        forced = Table({"diaObjectId": obj + 100, "visit": visit, "detector": np.zeros(visit.size, int),
+                        "psfFlux": flux, "psfFluxErr": err, "scienceFlux": flux, "scienceFluxErr": err})
+        objects = Table({"diaObjectId": [100, 101], "ra": [10.0, 10.01], "dec": [-5.0, -5.0]})
+        truth_objects = Table({"id": [1, 2], "ra": [10.0, 10.01], "dec": [-5.0, -5.0],
+                               "objectType": ["transient", "transient"]})
+        truth_visit = Table({"id": obj + 1, "visit": visit, "detector": np.zeros(visit.size, int),
+                             "objectType": ["transient"] * visit.size, "hostId": np.full(visit.size, -1),
+                             "trueFlux": true, "diffFlux": true})
+        return RunCatalogs("repo", "rerun", Table(), Table(), objects, Table(), forced, 1, 1, truth_visit,
+                           truth_objects)
+
+    diff, sci, _, _, null = _forced_pulls(catalogs(0.0))
+    assert diff.n == sci.n == 80 and null.n == 20
+    assert abs(null.mean) < 0.6 and 0.6 < null.std < 1.4
+    _, _, _, _, biased = _forced_pulls(catalogs(3.0))
+    assert biased.mean > 1.0
