@@ -23,6 +23,7 @@ from ..exposure import Exposure
 from ..ids import pack_dia_source_id
 from ..imaging.visit import make_difference_image, make_visit_image, template_info, visit_image_to_exposure
 from ..measurement import MeasurementConfig, measure_dia_sources, poor_psf_fit, with_systematic_error
+from ..measurement.bright_stars import bright_template_stars, in_bright_star_rings
 from ..measurement.pixel_flags import PIXEL_FLAG_COLUMNS
 from ..psf.conversion import grid_to_lsst_psf
 from ..psf.models import GridPsf
@@ -112,6 +113,29 @@ class ImageDifferenceConfig(pipeBase.PipelineTaskConfig, pipelineConnections=Ima
         "psfChi2 may exceed the limit by (fraction x S/N)^2).",
         default=0.05,
         check=lambda v: 0.0 <= v < 1.0,
+    )
+    doRemoveBrightStarRings = pexConfig.Field[bool](
+        doc="Remove DIASources in rings around bright template stars (lsst.dia.pipe.measurement.bright_stars): "
+        "residuals where the PSF models end and the stars' light does not.",
+        default=True,
+    )
+    brightStarMinSnr = pexConfig.Field[float](
+        doc="doRemoveBrightStarRings: template stars whose PSF flux exceeds this many difference-image PSF-flux "
+        "errors have rings (demo survey: every ring artifact is around a star above 640, 90% above 2000).",
+        default=500.0,
+        check=lambda v: v > 0,
+    )
+    brightStarMaxFitResidual = pexConfig.Field[float](
+        doc="doRemoveBrightStarRings: a template peak is a star if its PSF fit leaves an rms residual below this "
+        "fraction of its flux signal (galaxy cores, which host supernovae, leave more).",
+        default=0.1,
+        check=lambda v: v > 0,
+    )
+    brightStarRingRadii = pexConfig.ListField[float](
+        doc="doRemoveBrightStarRings: inner and outer ring radii [science PSF FWHM]; inside the inner radius a "
+        "DIASource is the star itself (a variable) and is kept.",
+        default=[1.5, 3.5],
+        length=2,
     )
     doIncludeSystematicErrors = pexConfig.Field[bool](
         doc="Add the subtraction's systematic error (measured flux fraction x templateFlux) in quadrature to "
@@ -227,6 +251,17 @@ class ImageDifferenceTask(pipeBase.PipelineTask):
                                 self.config.psfModelErrorFraction, detections.systematics.flux_fraction)
             n_poor_fits = int(np.count_nonzero(poor & ~bad))
             bad |= poor
+        n_ring_sources = 0
+        if self.config.doRemoveBrightStarRings and len(sources):
+            star_x, star_y = bright_template_stars(template.exposure, subtraction.difference,
+                                                   self.config.brightStarMinSnr,
+                                                   self.config.brightStarMaxFitResidual, self.config.measurement.psfFlux)
+            ny, nx = science.shape
+            fwhm = 2.3548 * science.psf.sigma(0.5 * (nx - 1), 0.5 * (ny - 1))
+            inner, outer = (r * fwhm for r in self.config.brightStarRingRadii)
+            ring = in_bright_star_rings(sources["x"], sources["y"], star_x, star_y, inner, outer)
+            n_ring_sources = int(np.count_nonzero(ring & ~bad))
+            bad |= ring
         sources = sources[~bad]
         if self.config.doIncludeSystematicErrors and len(sources):
             sources["psfFluxErr"] = with_systematic_error(sources["psfFluxErr"], sources["templateFlux"],
@@ -242,8 +277,9 @@ class ImageDifferenceTask(pipeBase.PipelineTask):
             "templateCoverage": float(template.coverage_fraction),
             "nTemplatePatches": len(template_patches),
             "nDiaSources": n,
-            "nBadFlagSourcesRemoved": int(bad.sum()) - n_poor_fits,
+            "nBadFlagSourcesRemoved": int(bad.sum()) - n_poor_fits - n_ring_sources,
             "nPoorPsfFitSourcesRemoved": n_poor_fits,
+            "nBrightStarRingSourcesRemoved": n_ring_sources,
             "nCosmicRayPixelsRepaired": n_cosmic_ray_pixels,
             "systematicFluxFraction": detections.systematics.flux_fraction,
             "registrationSigmaArcsec": detections.systematics.registration_sigma,
