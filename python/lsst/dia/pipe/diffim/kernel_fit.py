@@ -300,23 +300,67 @@ class KernelFit:
     n_iterations: int
 
 
-def _spatial_map(
+@dataclasses.dataclass(frozen=True)
+class _SpatialGroup:
+    """Local coefficients ``local`` that share one spatial design: global coefficient ``offset + k d + a`` is
+    term ``a`` (of ``d``) of local coefficient ``local[k]``, weighted by ``weights[n, a]`` at stamp ``n``."""
+
+    local: np.ndarray
+    weights: np.ndarray
+    offset: int
+
+    @property
+    def size(self) -> int:
+        return self.local.size * self.weights.shape[1]
+
+
+def _spatial_groups(
     x: np.ndarray, y: np.ndarray, n_basis: int, kernel_model: ChebyshevSpatialModel,
     background_model: ChebyshevSpatialModel | None,
-) -> np.ndarray:
-    """``(n, m, G)`` maps from the global coefficients to each stamp's local ones."""
-    p = kernel_model.design(x, y)
-    s = kernel_model.n_terms
-    n_bg = background_model.n_terms if background_model is not None else 0
-    m = n_basis + (1 if background_model is not None else 0)
-    g = 1 + (n_basis - 1) * s + n_bg
-    e = np.zeros((x.size, m, g))
-    e[:, 0, 0] = 1.0
-    for i in range(1, n_basis):
-        e[:, i, 1 + (i - 1) * s : 1 + i * s] = p
+) -> list[_SpatialGroup]:
+    """How the global coefficients map onto each stamp's local ones: the first basis kernel carries the kernel
+    sum and is spatially constant, the others vary as ``kernel_model``, the background as ``background_model``.
+    """
+    n = x.size
+    groups = [_SpatialGroup(np.array([0]), np.ones((n, 1)), 0),
+              _SpatialGroup(np.arange(1, n_basis), kernel_model.design(x, y), 1)]
     if background_model is not None:
-        e[:, -1, g - n_bg :] = background_model.design(x, y)
-    return e
+        groups.append(_SpatialGroup(np.array([n_basis]), background_model.design(x, y), 1 + groups[1].size))
+    return groups
+
+
+def _spatial_normal(
+    normal: np.ndarray, rhs: np.ndarray, groups: list[_SpatialGroup]
+) -> tuple[np.ndarray, np.ndarray]:
+    """``Σ_n E_nᵀ N_n E_n`` and ``Σ_n E_nᵀ r_n`` for the stamps' local systems ``N_n``, ``r_n``.
+
+    ``E_n`` is block-sparse (each local coefficient is a polynomial of the position), so every block is one
+    matrix product over stamps, ``Σ_n N_n[i, j] w_n[a] w_n[b]``: about ``m² s²`` operations per stamp for ``m``
+    local coefficients and ``s`` spatial terms, where the dense ``E_n`` costs ``m² G`` (``G ≈ m s``).
+    """
+    n = normal.shape[0]
+    total = sum(g.size for g in groups)
+    out = np.zeros((total, total))
+    rhs_out = np.zeros(total)
+    for a in groups:
+        da = a.weights.shape[1]
+        rhs_out[a.offset : a.offset + a.size] = (rhs[:, a.local].T @ a.weights).ravel()
+        for b in groups:
+            db = b.weights.shape[1]
+            pairs = (a.weights[:, :, None] * b.weights[:, None, :]).reshape(n, da * db)
+            block = normal[:, a.local][:, :, b.local].reshape(n, -1).T @ pairs
+            block = block.reshape(a.local.size, b.local.size, da, db).transpose(0, 2, 1, 3)
+            out[a.offset : a.offset + a.size, b.offset : b.offset + b.size] = block.reshape(a.size, b.size)
+    return out, rhs_out
+
+
+def _local_coefficients(g: np.ndarray, groups: list[_SpatialGroup], m: int) -> np.ndarray:
+    """``E_n g`` for every stamp: ``(n_stamps, m)`` local coefficients of the global solution ``g``."""
+    local = np.zeros((groups[0].weights.shape[0], m))
+    for group in groups:
+        d = group.weights.shape[1]
+        local[:, group.local] = group.weights @ g[group.offset : group.offset + group.size].reshape(-1, d).T
+    return local
 
 
 def _unpack(
@@ -351,16 +395,14 @@ def _fit_spatial(
                       config.minSourcesPerSpatialTerm * kernel_model.n_terms, n_used)
             order -= 1
             continue
-        e_used = _spatial_map(x[used], y[used], len(basis), kernel_model, bg)
-        n_g = e_used.shape[2]
-        me = systems.normal[used] @ e_used
-        normal = e_used.reshape(-1, n_g).T @ me.reshape(-1, n_g)
-        rhs = np.einsum("nmg,nm->g", e_used, systems.rhs[used])
+        normal, rhs = _spatial_normal(systems.normal[used], systems.rhs[used],
+                                      _spatial_groups(x[used], y[used], len(basis), kernel_model, bg))
         g, ok, cond = solve_normal(normal[None], rhs[None], config.maxConditionNumber)
         condition = float(cond[0])
         if ok[0]:
             solution = _unpack(g[0], basis.kernels, kernel_model, background_model, config.fitBackground)
-            local = np.einsum("nmg,g->nm", _spatial_map(x, y, len(basis), kernel_model, bg), g[0])
+            groups = _spatial_groups(x, y, len(basis), kernel_model, bg)
+            local = _local_coefficients(g[0], groups, systems.rhs.shape[1])
             return solution, local
         _log.warning("Kernel spatial fit at order %d on %d stamps is singular (condition %.3g): lowering the "
                      "order.", order, n_used, condition)
