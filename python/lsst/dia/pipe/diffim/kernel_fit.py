@@ -144,6 +144,8 @@ def build_stamp_systems(
         by_column.setdefault(col, []).append((r, row))
     n_basis = len(basis)
     m = n_basis + int(fit_background)
+    transform = np.eye(m)
+    transform[:n_basis, :n_basis] = basis.transform
     n = int(np.size(x))
     out = StampSystems(
         normal=np.zeros((n, m, m)), rhs=np.zeros((n, m)), design_sqrt_w=np.zeros((n, m)), y_w_y=np.zeros(n),
@@ -162,9 +164,10 @@ def build_stamp_systems(
             row_bands = bands[[row for _, row in terms]]
             raw[:, [r for r, _ in terms]] = np.einsum("pyb,cpx->cbyx", row_bands.transpose(1, 2, 0),
                                                       rows_done[:, :, col, :], optimize=True)
-        conv = basis.transform @ raw.reshape(c, n_basis, -1)
+        # Normal equations in the raw (separable) basis, then transformed: T (R W Rᵀ) Tᵀ costs m³ per stamp where
+        # forming the transformed design T R first would cost m² P.
         design = np.empty((c, m, side * side))
-        design[:, :n_basis] = conv
+        design[:, :n_basis] = raw.reshape(c, n_basis, -1)
         if fit_background:
             design[:, -1] = 1.0
         data = extract_stamps(target.image, cx, cy, half_fit).reshape(len(cx), -1).astype(float)
@@ -175,9 +178,9 @@ def build_stamp_systems(
         w = 1.0 / var
         sqrt_w = np.sqrt(w)
         weighted = design * w[:, None, :]
-        out.normal[sl] = weighted @ design.transpose(0, 2, 1)
-        out.rhs[sl] = np.einsum("nmp,np->nm", weighted, data)
-        out.design_sqrt_w[sl] = np.einsum("nmp,np->nm", design, sqrt_w)
+        out.normal[sl] = transform @ (weighted @ design.transpose(0, 2, 1)) @ transform.T
+        out.rhs[sl] = np.einsum("nmp,np->nm", weighted, data) @ transform.T
+        out.design_sqrt_w[sl] = np.einsum("nmp,np->nm", design, sqrt_w) @ transform.T
         out.y_w_y[sl] = np.einsum("np,np->n", w * data, data)
         out.sqrt_w_y[sl] = np.einsum("np,np->n", sqrt_w, data)
     return out
