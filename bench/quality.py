@@ -35,10 +35,10 @@ ALGORITHMS = {"al": [], "zogy": ["-c", "subtraction.algorithm=zogy"]}
 
 #: Keys reported without a suffix (from the default algorithm's run).
 DEFAULT_KEYS = (
-    "residual_noise_ratio", "snr50", "artifacts_per_ccd4k", "diasrc_flux_bias_highsnr", "diasrc_pull_std",
-    "forced_pull_mean_diff",
-    "forced_pull_std_diff", "forced_pull_mean_sci", "forced_pull_std_sci", "forced_bias_highsnr_diff",
-    "forced_bias_highsnr_sci", "forced_pull_mean_null", "forced_pull_std_null", "assoc_purity", "assoc_completeness",
+    "residual_noise_ratio", "snr50", "artifacts_per_ccd4k", "artifact_noise_floor_per_ccd4k",
+    "diasrc_flux_bias_highsnr", "diasrc_pull_std", "forced_pull_mean_diff", "forced_pull_std_diff",
+    "forced_pull_mean_sci", "forced_pull_std_sci", "forced_bias_highsnr_diff", "forced_bias_highsnr_sci",
+    "forced_pull_mean_null", "forced_pull_std_null", "assoc_purity", "assoc_completeness",
 )
 
 

@@ -240,6 +240,8 @@ ROWS: list[Row] = [
     Row("snr50, ZOGY (demo survey)", "quality", ("snr50_zogy",), None, 5.5, "issue target ≤ 5.5"),
     Row("artifacts per 4k CCD, AL (demo survey)", "quality", ("artifacts_per_ccd4k_al",), None, 5.0,
         "issue target ≤ 5 (DC2 real stack: 16–52)"),
+    Row("Gaussian-noise floor of 5σ detections, same PSFs, per 4k CCD (demo)", "quality",
+        ("artifact_noise_floor_per_ccd4k",), None, None, "what exactly Gaussian noise alone would give"),
     Row("artifacts per 4k CCD, ZOGY (demo survey)", "quality", ("artifacts_per_ccd4k_zogy",), None, 5.0,
         "issue target ≤ 5"),
     Row("residual noise ratio, AL (demo survey)", "quality", ("residual_noise_ratio_al",), 1.0, 1.10,

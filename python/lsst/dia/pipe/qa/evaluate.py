@@ -30,6 +30,7 @@ from .metrics import (
     classify_artifacts,
     disc_mask,
     fit_completeness,
+    gaussian_noise_peak_rate,
     psf_flux_sigma,
     pull_statistics,
     residual_noise_map,
@@ -164,6 +165,8 @@ class RunQuality:
     pulls_null : `PullStats` or `None`
         Forced photometry on the difference image at the epochs where an injected transient has no flux yet
         (before explosion: true = 0), which must be consistent with zero.
+    n_noise_peaks : `float`
+        Detections that pure Gaussian noise would give on the same usable pixels with the same PSFs.
     association : `AssociationQuality` or `None`
         Association purity/completeness (`None` without DIAObjects).
     """
@@ -184,6 +187,7 @@ class RunQuality:
     pull_values_sci: np.ndarray
     association: AssociationQuality | None
     pulls_null: PullStats | None = None
+    n_noise_peaks: float = float("nan")
 
     @property
     def residual_noise_ratio(self) -> float:
@@ -201,6 +205,11 @@ class RunQuality:
         """Artifacts per 4k × 4k CCD-equivalent of usable difference image."""
         return artifacts_per_ccd4k(len(self.artifacts), self.n_usable_pixels)
 
+    @property
+    def noise_floor_per_ccd4k(self) -> float:
+        """Artifacts per 4k × 4k CCD-equivalent that Gaussian noise alone would give (``n_noise_peaks``)."""
+        return artifacts_per_ccd4k(self.n_noise_peaks, self.n_usable_pixels)
+
     def artifacts_by_cause(self) -> dict[str, float]:
         """Artifact rate per 4k CCD-equivalent for each cause."""
         causes = np.asarray(self.artifacts["cause"]) if len(self.artifacts) else np.zeros(0, str)
@@ -215,6 +224,7 @@ class RunQuality:
             f"artifacts_per_ccd4k{s}": self.artifacts_per_ccd4k,
             f"artifact_fraction{s}": len(self.artifacts) / self.n_detections if self.n_detections else float("nan"),
             f"artifacts_by_cause_per_ccd4k{s}": self.artifacts_by_cause(),
+            f"artifact_noise_floor_per_ccd4k{s}": self.noise_floor_per_ccd4k,
             f"n_dia_sources{s}": self.n_detections,
             f"n_injected{s}": len(self.injected),
             f"n_ccds{s}": len(self.ccd_noise),
@@ -324,6 +334,7 @@ def evaluate_run(
     label: str = "",
     n_maps: int = 8,
     criteria: ArtifactCriteria = ArtifactCriteria(),
+    detection_threshold: float = 5.0,
 ) -> RunQuality:
     """Compute every quality metric of a rerun against its simulation truth.
 
@@ -339,6 +350,9 @@ def evaluate_run(
         Noise maps kept for figures.
     criteria : `~lsst.dia.pipe.qa.metrics.ArtifactCriteria`
         Artifact classification thresholds.
+    detection_threshold : `float`
+        Detection threshold of the run [sigma], for the Gaussian-noise floor of the artifact rate
+        (`~lsst.dia.pipe.qa.metrics.gaussian_noise_peak_rate` at each difference image's PSF width).
 
     Returns
     -------
@@ -357,9 +371,16 @@ def evaluate_run(
     usable = np.zeros(len(truth), dtype=bool)
     band_of = {(int(r["visit"]), int(r["detector"])): str(r["band"]) for r in catalogs.ccds}
     noise_rows, maps, shape, n_pixels = [], {}, (0, 0), 0
+    peak_rates: dict[float, float] = {}  # noise detections per pixel, by PSF sigma rounded to 0.1 px
+    n_noise_peaks = 0.0
     for (visit, detector), difference in differences:
         rows = truth_rows.get(int((visit << 20) | detector), np.zeros(0, np.int64))
         noise = difference_noise(difference, truth[rows])
+        ny, nx = difference.shape
+        psf_sigma = round(float(difference.psf.sigma(0.5 * (nx - 1), 0.5 * (ny - 1))), 1)
+        if psf_sigma not in peak_rates:
+            peak_rates[psf_sigma] = gaussian_noise_peak_rate(psf_sigma, detection_threshold)
+        n_noise_peaks += peak_rates[psf_sigma] * noise.n_usable_pixels
         sigma[rows], usable[rows] = noise.truth_sigma, noise.truth_usable
         noise_rows.append((visit, detector, band_of.get((visit, detector), ""), noise.residual_noise_ratio,
                            noise.n_usable_pixels))
@@ -434,4 +455,4 @@ def evaluate_run(
 
     pulls_diff, pulls_sci, values_diff, values_sci, pulls_null = _forced_pulls(catalogs)
     return RunQuality(label, ccd_noise, maps, injected, fit, fit_error, artifacts, n_src, n_pixels, pulls_diasrc,
-                      pulls_diff, pulls_sci, values_diff, values_sci, association, pulls_null)
+                      pulls_diff, pulls_sci, values_diff, values_sci, association, pulls_null, n_noise_peaks)

@@ -61,6 +61,7 @@ __all__ = [
     "disc_mask",
     "fit_completeness",
     "fractional_bias",
+    "gaussian_noise_peak_rate",
     "logistic_completeness",
     "psf_flux_sigma",
     "pull_statistics",
@@ -460,9 +461,35 @@ def fit_completeness(
 
 
 # --- artifacts -------------------------------------------------------------------------------------------
-def artifacts_per_ccd4k(n_artifacts: int, n_pixels: int) -> float:
+def artifacts_per_ccd4k(n_artifacts: float, n_pixels: int) -> float:
     """Artifact rate per 4096 × 4096 pixels of usable difference image (NaN when ``n_pixels`` is 0)."""
     return float(n_artifacts) * CCD4K_PIXELS / n_pixels if n_pixels > 0 else float("nan")
+
+
+def gaussian_noise_peak_rate(psf_sigma: float, threshold: float = 5.0) -> float:
+    """Rate of detections that pure white Gaussian noise gives a matched-filter detector, per pixel.
+
+    The matched-filtered noise is a Gaussian random field with the PSF autocorrelation; at a high threshold
+    ``u`` its peaks above ``u`` (or below ``-u``) are counted by the expected Euler characteristic of the
+    excursion set (Adler 1981), ``λ u exp(-u²/2) / (2π)^{3/2}`` per polarity with ``λ = 1 / (2 σ²)`` for a
+    Gaussian PSF of width ``σ``. A 5σ detector on a 4k × 4k CCD thus finds about 10, 5 and 3 noise peaks for
+    PSF sigmas of 1.5, 2 and 2.6 pixels: the floor under the artifact rate of any difference image whose noise
+    is exactly Gaussian (Monte Carlo on pixelised fields gives 10-20% fewer for sigmas of 2-3 pixels).
+
+    Parameters
+    ----------
+    psf_sigma : `float`
+        Gaussian-equivalent PSF width [pixels].
+    threshold : `float`
+        Detection threshold [sigma], both polarities.
+
+    Returns
+    -------
+    rate : `float`
+        Expected noise detections per pixel.
+    """
+    u = float(threshold)
+    return 2.0 * u * np.exp(-0.5 * u * u) / (2.0 * np.pi) ** 1.5 / (2.0 * float(psf_sigma) ** 2)
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from astropy.table import Table
+from scipy import ndimage
 
 from lsst.dia.pipe.masks import MaskBit
 from lsst.dia.pipe.psf import GaussianPsf
@@ -19,6 +20,7 @@ from lsst.dia.pipe.qa.metrics import (
     disc_mask,
     fit_completeness,
     fractional_bias,
+    gaussian_noise_peak_rate,
     psf_flux_sigma,
     pull_statistics,
     residual_noise_map,
@@ -188,3 +190,21 @@ def test_association_quality_definitions():
     assert q.n_complete == 1
     with pytest.raises(ValueError):
         association_quality([1, 2], [1])
+
+
+def test_gaussian_noise_peak_rate_matches_monte_carlo():
+    """White noise through a Gaussian matched filter: 3x3 extrema beyond +-u, counted on 8 fields of 1024^2."""
+    rng = np.random.default_rng(11)
+    sigma, side, pad = 3.0, 1024, 16
+    counts = {3.5: 0, 4.0: 0}
+    for _ in range(8):
+        field = ndimage.gaussian_filter(rng.normal(size=(side + 2 * pad,) * 2), sigma)[pad:-pad, pad:-pad]
+        field /= field.std()
+        maxima = field == ndimage.maximum_filter(field, 3)
+        minima = field == ndimage.minimum_filter(field, 3)
+        for u in counts:
+            counts[u] += int(np.count_nonzero(((maxima & (field > u)) | (minima & (field < -u)))[1:-1, 1:-1]))
+    for u, count in counts.items():
+        expected = gaussian_noise_peak_rate(sigma, u) * 8 * (side - 2) ** 2
+        assert abs(count - expected) < 0.15 * expected + 3 * np.sqrt(expected), (u, count, expected)
+    assert gaussian_noise_peak_rate(2.0, 5.0) * 4096**2 == pytest.approx(4.96, rel=0.01)
