@@ -225,7 +225,7 @@ def alard_lupton_subtract(
     t0 = time.perf_counter()
     kernel_source = "stars"
     try:
-        fit = fit_kernel(target, convolved, candidates, basis, half_fit, al)
+        fit = fit_kernel(target, convolved, candidates, basis, half_fit, al, config.fftWorkers)
     except InsufficientKernelSourcesError as err:
         if not al.usePsfModelFallback:
             raise

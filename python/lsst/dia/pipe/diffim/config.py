@@ -308,5 +308,6 @@ class SubtractionConfig(pexConfig.Config):
         check=lambda v: v >= 1,
     )
     fftWorkers = pexConfig.Field[int](
-        doc="Threads for scipy.fft (-1: all cores).", default=1, check=lambda v: v == -1 or v >= 1
+        doc="Threads for scipy.fft and for the Alard-Lupton kernel stamps' normal equations (-1: all cores).",
+        default=1, check=lambda v: v == -1 or v >= 1,
     )

@@ -13,8 +13,10 @@ of the same sums.
 
 from __future__ import annotations
 
+import concurrent.futures
 import dataclasses
 import logging
+import os
 
 import numpy as np
 from astropy.table import Table
@@ -112,6 +114,7 @@ def build_stamp_systems(
     basis: AlardLuptonBasis,
     half_fit: int,
     fit_background: bool,
+    workers: int = 1,
 ) -> StampSystems:
     """Normal equations of every kernel stamp.
 
@@ -129,6 +132,8 @@ def build_stamp_systems(
         Half side of the fit region [pixels].
     fit_background : `bool`
         Add a constant-background column.
+    workers : `int`
+        Threads over chunks of stamps (each chunk's products are single-threaded BLAS calls; -1: all cores).
 
     Returns
     -------
@@ -151,7 +156,8 @@ def build_stamp_systems(
         normal=np.zeros((n, m, m)), rhs=np.zeros((n, m)), design_sqrt_w=np.zeros((n, m)), y_w_y=np.zeros(n),
         sqrt_w_y=np.zeros(n), n_pixels=side * side,
     )
-    for start in range(0, n, _CHUNK):
+
+    def chunk(start: int) -> None:
         sl = slice(start, min(start + _CHUNK, n))
         cx, cy = x[sl], y[sl]
         c = len(cx)
@@ -183,6 +189,15 @@ def build_stamp_systems(
         out.design_sqrt_w[sl] = np.einsum("nmp,np->nm", design, sqrt_w) @ transform.T
         out.y_w_y[sl] = np.einsum("np,np->n", w * data, data)
         out.sqrt_w_y[sl] = np.einsum("np,np->n", sqrt_w, data)
+
+    starts = range(0, n, _CHUNK)
+    threads = (os.cpu_count() or 1) if workers < 0 else workers
+    if threads > 1 and len(starts) > 1:
+        with concurrent.futures.ThreadPoolExecutor(max_workers=threads) as pool:
+            list(pool.map(chunk, starts))  # chunks write disjoint rows of ``out``
+    else:
+        for start in starts:
+            chunk(start)
     return out
 
 
@@ -420,6 +435,7 @@ def fit_kernel(
     basis: AlardLuptonBasis,
     half_fit: int,
     config: AlardLuptonConfig,
+    workers: int = 1,
 ) -> KernelFit:
     """Fit the spatially varying kernel and background with ``target ≈ convolved ⊗ K + b``.
 
@@ -435,6 +451,8 @@ def fit_kernel(
         Half side of each stamp's fit region [pixels].
     config : `AlardLuptonConfig`
         Rejection cuts, spatial orders, iterations.
+    workers : `int`
+        Threads for the stamps' normal equations.
 
     Returns
     -------
@@ -462,7 +480,7 @@ def fit_kernel(
         raise InsufficientKernelSourcesError(n, config.minKernelSources)
     # Thousands of small matrix products: threaded BLAS only adds synchronisation (10x slower on busy cores).
     with threadpool_limits(limits=1, user_api="blas"):
-        return _fit_kernel(target, convolved, candidates, basis, half_fit, config)
+        return _fit_kernel(target, convolved, candidates, basis, half_fit, config, workers)
 
 
 def clip_kernel_sums(
@@ -554,11 +572,11 @@ def select_spatial_order(
 
 def _fit_kernel(
     target: Exposure, convolved: Exposure, candidates: KernelCandidates, basis: AlardLuptonBasis, half_fit: int,
-    config: AlardLuptonConfig,
+    config: AlardLuptonConfig, workers: int = 1,
 ) -> KernelFit:
     x, y = candidates.x, candidates.y
     n = len(candidates)
-    systems = build_stamp_systems(target, convolved, x, y, basis, half_fit, config.fitBackground)
+    systems = build_stamp_systems(target, convolved, x, y, basis, half_fit, config.fitBackground, workers)
     single, ok, _ = solve_normal(systems.normal, systems.rhs, config.maxConditionNumber)
     stamp_mean, stamp_std = systems.residual_stats(single)
     reason = np.full(n, "", dtype="U16")

@@ -1,11 +1,20 @@
-"""The block (Kronecker) assembly of the spatial kernel fit equals the dense ``Σ Eᵀ N E`` it replaces."""
+"""Kernel-fit linear algebra: the block (Kronecker) spatial assembly equals the dense ``Σ Eᵀ N E`` it replaces;
+threaded stamp systems equal serial ones."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from lsst.dia.pipe.diffim.kernel_fit import _local_coefficients, _spatial_groups, _spatial_normal
+from lsst.dia.pipe.diffim.basis import make_alard_lupton_basis
+from lsst.dia.pipe.diffim.config import AlardLuptonConfig
+from lsst.dia.pipe.diffim.kernel_fit import (
+    _local_coefficients,
+    _spatial_groups,
+    _spatial_normal,
+    build_stamp_systems,
+)
 from lsst.dia.pipe.diffim.spatial import ChebyshevSpatialModel
+from lsst.dia.pipe.diffim.synthetic import star_field_pair
 
 
 def _dense_map(x, y, n_basis, kernel_model, background_model):
@@ -38,3 +47,17 @@ def test_block_assembly_matches_dense():
         np.testing.assert_allclose(block_rhs, np.einsum("nmg,nm->g", e, rhs), rtol=1e-10, atol=1e-9)
         g = rng.normal(size=e.shape[2])
         np.testing.assert_allclose(_local_coefficients(g, groups, n_basis + 1), e @ g, rtol=1e-10, atol=1e-12)
+
+
+def test_stamp_systems_threaded_equal_serial():
+    pair = star_field_pair((400, 400), n_stars=150, seed=2)
+    basis = make_alard_lupton_basis(1.7, 2.1, AlardLuptonConfig())
+    half_fit = basis.half_size + 7
+    margin = half_fit + basis.half_size + 1
+    rng = np.random.default_rng(1)
+    x = rng.integers(margin, 400 - margin, 150)
+    y = rng.integers(margin, 400 - margin, 150)
+    serial = build_stamp_systems(pair.science, pair.template, x, y, basis, half_fit, True, workers=1)
+    threaded = build_stamp_systems(pair.science, pair.template, x, y, basis, half_fit, True, workers=2)
+    for name in ("normal", "rhs", "design_sqrt_w", "y_w_y", "sqrt_w_y"):
+        np.testing.assert_array_equal(getattr(threaded, name), getattr(serial, name))
