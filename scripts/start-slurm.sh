@@ -10,6 +10,8 @@
 #
 # Stop with scripts/stop-slurm.sh.
 set -euo pipefail
+# The daemons (munged, slurmctld, slurmd) live in sbin, which a minimal PATH (env -i, cron, CI) leaves out.
+export PATH="$PATH:/usr/local/sbin:/usr/sbin:/sbin"
 
 STATE_DIR=${DIA_SLURM_DIR:-/tmp/dia_pipe_slurm}
 CTLD_PORT=${DIA_SLURM_CTLD_PORT:-16817}
