@@ -136,8 +136,9 @@ class ImageDifferenceConfig(pipeBase.PipelineTaskConfig, pipelineConnections=Ima
     )
     brightStarRingRadii = pexConfig.ListField[float](
         doc="doRemoveBrightStarRings: inner and outer ring radii [science PSF FWHM]; inside the inner radius a "
-        "DIASource is the star itself (a variable) and is kept.",
-        default=[1.5, 3.5],
+        "DIASource is the star itself (a variable) and is kept (demo survey: variables' DIASources lie within "
+        "0.5 FWHM of their star, ring artifacts 1.0-3.5 FWHM out).",
+        default=[1.0, 3.5],
         length=2,
     )
     doIncludeSystematicErrors = pexConfig.Field[bool](
