@@ -12,6 +12,7 @@ Public API
   `aperture_weights`, `aperture_flux`, `adaptive_moments`, `pixel_flag_columns`, `render_point_sources`
 - `science_neighbours`: static sources next to forced-photometry targets, to fit with them on the science image
 - `poor_psf_fit`: DIASources whose PSF fit is worse than noise and model errors allow (not point sources)
+- `unreliable_sources` (`RejectionSettings`): bad flags, poor PSF fits and rings around bright template stars
 - `with_systematic_error`: a difference flux error with the subtraction's systematic term added
 - Errors: `MissingWcsError`, `GridMismatchError`, `PositionShapeError`
 """
@@ -27,6 +28,7 @@ from .neighbours import science_neighbours
 from .pixel_flags import PIXEL_FLAG_BITS, PIXEL_FLAG_COLUMNS, pixel_flag_columns
 from .psf_fit_quality import poor_psf_fit
 from .psf_stamps import PsfStampSampler
+from .rejection import RejectionSettings, unreliable_sources
 from .render import render_point_sources
 from .schema import Column, dia_source_columns, empty_table, forced_columns
 from .stamps import Stamps, cut_stamps
@@ -45,6 +47,7 @@ __all__ = [
     "PIXEL_FLAG_COLUMNS",
     "PositionShapeError",
     "PsfStampSampler",
+    "RejectionSettings",
     "Stamps",
     "adaptive_moments",
     "aperture_flux",
@@ -61,5 +64,6 @@ __all__ = [
     "poor_psf_fit",
     "render_point_sources",
     "science_neighbours",
+    "unreliable_sources",
     "with_systematic_error",
 ]

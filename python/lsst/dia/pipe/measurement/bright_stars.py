@@ -11,7 +11,8 @@ radius) and are kept.
 
 Bright stars are found on the warped template: local maxima whose PSF flux, in units of the difference image's
 PSF-flux error there, exceeds a threshold, and whose PSF fit at its centroid leaves little (stars: 0.5% of their
-flux signal, median; a galaxy core, whose outskirts host supernovae, much more). Saturated template stars (``SAT_TEMPLATE``) always qualify.
+flux signal, median; a galaxy core, whose outskirts host supernovae, much more). Saturated template stars
+(``SAT_TEMPLATE``) always qualify.
 """
 
 from __future__ import annotations

@@ -22,8 +22,13 @@ from ..diffim import SubtractionConfig, WarpConfig, assemble_template, subtract_
 from ..exposure import Exposure
 from ..ids import pack_dia_source_id
 from ..imaging.visit import make_difference_image, make_visit_image, template_info, visit_image_to_exposure
-from ..measurement import MeasurementConfig, measure_dia_sources, poor_psf_fit, with_systematic_error
-from ..measurement.bright_stars import bright_template_stars, in_bright_star_rings
+from ..measurement import (
+    MeasurementConfig,
+    RejectionSettings,
+    measure_dia_sources,
+    unreliable_sources,
+    with_systematic_error,
+)
 from ..measurement.pixel_flags import PIXEL_FLAG_COLUMNS
 from ..psf.conversion import grid_to_lsst_psf
 from ..psf.models import GridPsf
@@ -194,6 +199,17 @@ class ImageDifferenceTask(pipeBase.PipelineTask):
             )
         butlerQC.put(outputs, outputRefs)
 
+    def _rejection_settings(self) -> RejectionSettings:
+        c = self.config
+        return RejectionSettings(
+            bad_flags=tuple(c.badSourceFlags),
+            max_reduced_chi2=c.maxPsfReducedChi2 if c.doRemovePoorPsfFits else None,
+            model_error_fraction=c.psfModelErrorFraction,
+            bright_star_min_snr=c.brightStarMinSnr if c.doRemoveBrightStarRings else None,
+            bright_star_max_fit_residual=c.brightStarMaxFitResidual,
+            ring_radii_fwhm=(c.brightStarRingRadii[0], c.brightStarRingRadii[1]),
+        )
+
     def run(self, science: Exposure, template_patches: list[Exposure], visit: int, detector: int) -> pipeBase.Struct:
         """Difference one science image against the template patches and measure DIASources.
 
@@ -245,27 +261,11 @@ class ImageDifferenceTask(pipeBase.PipelineTask):
         sources = measure_dia_sources(subtraction.difference, science, subtraction.matched_template, detections,
                                       self.config.measurement)
         timings["measurementSeconds"] = time.perf_counter() - t0
-        bad = np.zeros(len(sources), dtype=bool)
-        for flag in self.config.badSourceFlags:
-            bad |= np.asarray(sources[flag], dtype=bool)
-        n_poor_fits = 0
-        if self.config.doRemovePoorPsfFits and len(sources):
-            poor = poor_psf_fit(sources["psfChi2"], sources["psfNdata"], sources["psfFlux"], sources["psfFluxErr"],
-                                sources["templateFlux"], self.config.maxPsfReducedChi2,
-                                self.config.psfModelErrorFraction, detections.systematics.flux_fraction)
-            n_poor_fits = int(np.count_nonzero(poor & ~bad))
-            bad |= poor
-        n_ring_sources = 0
-        if self.config.doRemoveBrightStarRings and len(sources):
-            star_x, star_y = bright_template_stars(template.exposure, subtraction.difference,
-                                                   self.config.brightStarMinSnr,
-                                                   self.config.brightStarMaxFitResidual, self.config.measurement.psfFlux)
-            ny, nx = science.shape
-            fwhm = 2.3548 * science.psf.sigma(0.5 * (nx - 1), 0.5 * (ny - 1))
-            inner, outer = (r * fwhm for r in self.config.brightStarRingRadii)
-            ring = in_bright_star_rings(sources["x"], sources["y"], star_x, star_y, inner, outer)
-            n_ring_sources = int(np.count_nonzero(ring & ~bad))
-            bad |= ring
+        ny, nx = science.shape
+        bad, removed = unreliable_sources(sources, template.exposure, subtraction.difference,
+                                          2.3548 * science.psf.sigma(0.5 * (nx - 1), 0.5 * (ny - 1)),
+                                          detections.systematics.flux_fraction, self._rejection_settings(),
+                                          self.config.measurement.psfFlux)
         sources = sources[~bad]
         if self.config.doIncludeSystematicErrors and len(sources):
             sources["psfFluxErr"] = with_systematic_error(sources["psfFluxErr"], sources["templateFlux"],
@@ -281,9 +281,9 @@ class ImageDifferenceTask(pipeBase.PipelineTask):
             "templateCoverage": float(template.coverage_fraction),
             "nTemplatePatches": len(template_patches),
             "nDiaSources": n,
-            "nBadFlagSourcesRemoved": int(bad.sum()) - n_poor_fits - n_ring_sources,
-            "nPoorPsfFitSourcesRemoved": n_poor_fits,
-            "nBrightStarRingSourcesRemoved": n_ring_sources,
+            "nBadFlagSourcesRemoved": removed["badFlags"],
+            "nPoorPsfFitSourcesRemoved": removed["poorPsfFit"],
+            "nBrightStarRingSourcesRemoved": removed["brightStarRing"],
             "nCosmicRayPixelsRepaired": n_cosmic_ray_pixels,
             "systematicFluxFraction": detections.systematics.flux_fraction,
             "registrationSigmaArcsec": detections.systematics.registration_sigma,
