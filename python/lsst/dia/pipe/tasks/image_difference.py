@@ -129,8 +129,8 @@ class ImageDifferenceConfig(pipeBase.PipelineTaskConfig, pipelineConnections=Ima
     )
     brightStarMinSnr = pexConfig.Field[float](
         doc="doRemoveBrightStarRings: template stars whose PSF flux exceeds this many difference-image PSF-flux "
-        "errors have rings (demo survey: every ring artifact is around a star above 640, 90% above 2000).",
-        default=500.0,
+        "errors have rings (demo survey: ring artifacts around stars down to 390).",
+        default=300.0,
         check=lambda v: v > 0,
     )
     brightStarMaxFitResidual = pexConfig.Field[float](
