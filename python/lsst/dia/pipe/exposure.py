@@ -22,7 +22,10 @@ from astropy.wcs import WCS
 
 from .psf import PsfModel
 
-__all__ = ["Exposure"]
+__all__ = ["FWHM_PER_SIGMA", "Exposure"]
+
+#: FWHM of a Gaussian in units of its sigma, ``2 sqrt(2 ln 2)``.
+FWHM_PER_SIGMA = 2.0 * np.sqrt(2.0 * np.log(2.0))
 
 
 @dataclasses.dataclass
@@ -75,6 +78,17 @@ class Exposure:
     def shape(self) -> tuple[int, int]:
         """``(ny, nx)`` of the arrays."""
         return self.image.shape  # type: ignore[return-value]
+
+    @property
+    def psf_sigma(self) -> float:
+        """Gaussian-equivalent width of the PSF at the image centre [pixels]."""
+        ny, nx = self.shape
+        return float(self.psf.sigma(0.5 * (nx - 1), 0.5 * (ny - 1)))
+
+    @property
+    def psf_fwhm(self) -> float:
+        """Gaussian-equivalent FWHM of the PSF at the image centre [pixels]."""
+        return FWHM_PER_SIGMA * self.psf_sigma
 
     @property
     def pixel_scale_arcsec(self) -> float:

@@ -413,15 +413,14 @@ def _fit_spatial(
                       config.minSourcesPerSpatialTerm * kernel_model.n_terms, n_used)
             order -= 1
             continue
+        groups = _spatial_groups(x, y, len(basis), kernel_model, bg)
         normal, rhs = _spatial_normal(systems.normal[used], systems.rhs[used],
-                                      _spatial_groups(x[used], y[used], len(basis), kernel_model, bg))
+                                      [dataclasses.replace(group, weights=group.weights[used]) for group in groups])
         g, ok, cond = solve_normal(normal[None], rhs[None], config.maxConditionNumber)
         condition = float(cond[0])
         if ok[0]:
             solution = _unpack(g[0], basis.kernels, kernel_model, background_model, config.fitBackground)
-            groups = _spatial_groups(x, y, len(basis), kernel_model, bg)
-            local = _local_coefficients(g[0], groups, systems.rhs.shape[1])
-            return solution, local
+            return solution, _local_coefficients(g[0], groups, systems.rhs.shape[1])
         _log.warning("Kernel spatial fit at order %d on %d stamps is singular (condition %.3g): lowering the "
                      "order.", order, n_used, condition)
         order -= 1

@@ -81,8 +81,7 @@ def _resolve_mode(mode: str, science: Exposure, template: Exposure) -> str:
 
 def _source_pixels(science: Exposure, template: Exposure) -> np.ndarray:
     """Pixels near sources: any pixel above 5 sigma in either image, grown by 4 PSF sigmas."""
-    ny, nx = science.shape
-    sigma = max(science.psf.sigma(0.5 * (nx - 1), 0.5 * (ny - 1)), template.psf.sigma(0.5 * (nx - 1), 0.5 * (ny - 1)))
+    sigma = max(science.psf_sigma, template.psf_sigma)
     bright = science.image > 5 * np.sqrt(science.variance)
     bright |= template.image > 5 * np.sqrt(template.variance)
     return dilate(bright, int(np.ceil(4 * sigma)))

@@ -54,7 +54,9 @@ def _new_peaks(
     px = np.asarray(peaks["x"], float)
     py = np.asarray(peaks["y"], float)
 
-    def away(px: np.ndarray, py: np.ndarray) -> np.ndarray:
+    def away(px: np.ndarray, py: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Whether each point is at least ``min_separation`` from every target and known neighbour, and its
+        distance to the nearest target."""
         points = np.column_stack([px, py])
         distance, _ = targets.query(points, k=1)
         keep = distance >= min_separation

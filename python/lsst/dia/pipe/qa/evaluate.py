@@ -111,7 +111,7 @@ def difference_noise(difference: Exposure, truth: Table, block: int = 128) -> Di
         flux = np.fmax(np.asarray(truth["trueFlux"], float), np.asarray(truth["templateFlux"], float))
         with np.errstate(invalid="ignore", divide="ignore"):
             snr = np.abs(flux) / sigma
-        fwhm = 2.3548 * difference.psf.sigma(0.5 * (nx - 1), 0.5 * (ny - 1))
+        fwhm = difference.psf_fwhm
         bright = np.isfinite(snr) & (snr > _EXCLUDE_SNR)
         # 1.5 FWHM at S/N 5, growing slowly with brightness (6 FWHM at S/N 5000), at most 20 FWHM
         radius = np.minimum(1.5 * fwhm * (snr[bright] / _EXCLUDE_SNR) ** 0.2, 20 * fwhm)
@@ -371,16 +371,11 @@ def evaluate_run(
     usable = np.zeros(len(truth), dtype=bool)
     band_of = {(int(r["visit"]), int(r["detector"])): str(r["band"]) for r in catalogs.ccds}
     noise_rows, maps, shape, n_pixels = [], {}, (0, 0), 0
-    peak_rates: dict[float, float] = {}  # noise detections per pixel, by PSF sigma rounded to 0.1 px
     n_noise_peaks = 0.0
     for (visit, detector), difference in differences:
         rows = truth_rows.get(int((visit << 20) | detector), np.zeros(0, np.int64))
         noise = difference_noise(difference, truth[rows])
-        ny, nx = difference.shape
-        psf_sigma = round(float(difference.psf.sigma(0.5 * (nx - 1), 0.5 * (ny - 1))), 1)
-        if psf_sigma not in peak_rates:
-            peak_rates[psf_sigma] = gaussian_noise_peak_rate(psf_sigma, detection_threshold)
-        n_noise_peaks += peak_rates[psf_sigma] * noise.n_usable_pixels
+        n_noise_peaks += gaussian_noise_peak_rate(difference.psf_sigma, detection_threshold) * noise.n_usable_pixels
         sigma[rows], usable[rows] = noise.truth_sigma, noise.truth_usable
         noise_rows.append((visit, detector, band_of.get((visit, detector), ""), noise.residual_noise_ratio,
                            noise.n_usable_pixels))

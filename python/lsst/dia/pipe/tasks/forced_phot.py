@@ -177,8 +177,7 @@ class ForcedPhotCcdDiaTask(pipeBase.PipelineTask):
         diff = forced_psf_photometry(difference, x, y, self.config.forced)
         n_neighbours = 0
         if self.config.doFitScienceNeighbours and len(x):
-            ny_img, nx_img = science.shape
-            fwhm = 2.3548 * science.psf.sigma(0.5 * (nx_img - 1), 0.5 * (ny_img - 1))
+            fwhm = science.psf_fwhm
             nx_, ny_ = science_neighbours(science, x, y, self.config.neighbourThreshold,
                                           self.config.neighbourMinSeparation * fwhm,
                                           self.config.neighbourMaxDistance * fwhm,

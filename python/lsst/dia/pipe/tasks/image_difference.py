@@ -261,9 +261,7 @@ class ImageDifferenceTask(pipeBase.PipelineTask):
         sources = measure_dia_sources(subtraction.difference, science, subtraction.matched_template, detections,
                                       self.config.measurement)
         timings["measurementSeconds"] = time.perf_counter() - t0
-        ny, nx = science.shape
-        bad, removed = unreliable_sources(sources, template.exposure, subtraction.difference,
-                                          2.3548 * science.psf.sigma(0.5 * (nx - 1), 0.5 * (ny - 1)),
+        bad, removed = unreliable_sources(sources, template.exposure, subtraction.difference, science.psf_fwhm,
                                           detections.systematics.flux_fraction, self._rejection_settings(),
                                           self.config.measurement.psfFlux)
         sources = sources[~bad]

@@ -36,3 +36,15 @@ def test_tests_switched_off(bright_star_pair):
                             bright_star_min_snr=None, bright_star_max_fit_residual=0.1, ring_radii_fwhm=(1.0, 3.5))
     reject, counts = unreliable_sources(_sources(), template, difference, 4.7, 0.0, off)
     assert not reject.any() and counts == {"badFlags": 0, "poorPsfFit": 0, "brightStarRing": 0}
+
+
+def test_empty_catalog_and_nan_template_region(bright_star_pair):
+    """No sources: nothing to do. A template whose left half has no data (NaN) still yields the bright stars of
+    its right half, and the sources near the blank half are judged by the other tests only."""
+    template, difference = bright_star_pair
+    reject, counts = unreliable_sources(_sources()[:0], template, difference, 4.7, 0.0, SETTINGS)
+    assert reject.size == 0 and counts == {"badFlags": 0, "poorPsfFit": 0, "brightStarRing": 0}
+    template.image[:, :120] = np.nan
+    reject, counts = unreliable_sources(_sources(), template, difference, 4.7, 0.0, SETTINGS)
+    np.testing.assert_array_equal(reject, [False, True, True, False, False, True])
+    assert counts == {"badFlags": 2, "poorPsfFit": 1, "brightStarRing": 0}
