@@ -302,6 +302,18 @@ class SubtractionConfig(pexConfig.Config):
         default=["BAD", "NO_DATA", "NO_TEMPLATE"],
         itemCheck=_is_mask_plane,
     )
+    doSubtractBackground = pexConfig.Field[bool](
+        doc="Fit a smooth background to science minus template over source-free pixels and subtract it from the "
+        "science image before PSF matching (lsst.dia.pipe.diffim.background): ZOGY has no background term, and "
+        "Alard-Lupton's joint background is constrained only on the kernel stamps.",
+        default=True,
+    )
+    backgroundOrder = pexConfig.Field[int](
+        doc="Total order of the Chebyshev polynomial of that differential background (2 includes the x*y term "
+        "of a bilinear sky-subtraction residual).",
+        default=2,
+        check=lambda v: 0 <= v <= 6,
+    )
     psfGridSize = pexConfig.Field[int](
         doc="The difference-image PSF is sampled on psfGridSize x psfGridSize nodes (GridPsf).",
         default=5,

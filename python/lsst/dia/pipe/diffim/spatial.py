@@ -80,9 +80,14 @@ class ChebyshevSpatialModel:
     def image(self, coefficients: np.ndarray, dtype=np.float32) -> np.ndarray:
         """The polynomial with these per-term coefficients evaluated on every pixel, ``(ny, nx)``."""
         ny, nx = self.shape
+        return self.grid(coefficients, np.arange(nx), np.arange(ny), dtype)
+
+    def grid(self, coefficients: np.ndarray, x: np.ndarray, y: np.ndarray, dtype=np.float32) -> np.ndarray:
+        """The polynomial on the grid of columns ``x`` and rows ``y`` [pixels], ``(len(y), len(x))``."""
+        ny, nx = self.shape
         matrix = self.coefficient_matrix(coefficients)
-        tx = chebyshev.chebvander(self._scaled(np.arange(nx), nx), self.order)
-        ty = chebyshev.chebvander(self._scaled(np.arange(ny), ny), self.order)
+        tx = chebyshev.chebvander(self._scaled(x, nx), self.order)
+        ty = chebyshev.chebvander(self._scaled(y, ny), self.order)
         return (ty @ matrix).astype(dtype) @ tx.T.astype(dtype)
 
     def evaluate(self, coefficients: np.ndarray, x: np.ndarray, y: np.ndarray) -> np.ndarray:

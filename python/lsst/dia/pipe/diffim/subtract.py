@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import time
 
 import numpy as np
@@ -10,6 +11,7 @@ from threadpoolctl import threadpool_limits
 from ..exposure import Exposure
 from ..masks import MaskBit, planes_set
 from .alard_lupton import alard_lupton_subtract
+from .background import fit_differential_background
 from .config import SubtractionConfig, mask_bits
 from .convolution import dilate
 from .errors import EmptyImageError
@@ -87,6 +89,19 @@ def _source_pixels(science: Exposure, template: Exposure) -> np.ndarray:
     return dilate(bright, int(np.ceil(4 * sigma)))
 
 
+def _subtract_background(
+    science: Exposure, template: Exposure, good: np.ndarray, science_usable: np.ndarray, order: int
+) -> tuple[Exposure, dict]:
+    """Science with the differential background (fitted on ``good`` pixels) subtracted from its usable pixels."""
+    background = fit_differential_background(science.image - template.image, science.variance + template.variance,
+                                             good, order)
+    metadata = {"background_rms": background.rms(), "background_n_pixels": background.n_pixels}
+    if background.n_pixels == 0:
+        return science, metadata
+    image = np.where(science_usable, science.image - background.image(), np.float32(0.0))
+    return dataclasses.replace(science, image=image), metadata
+
+
 def subtract_images(
     science: Exposure, template: Exposure, config: SubtractionConfig | None = None
 ) -> SubtractionResult:
@@ -154,6 +169,11 @@ def _subtract(science: Exposure, template: Exposure, config: SubtractionConfig) 
     if not usable.any():
         raise EmptyImageError("science/template overlap", 0)
     mode = _resolve_mode(config.mode, sci, tmpl)
+    sources = _source_pixels(sci, tmpl)
+    background_metadata = {}
+    if config.doSubtractBackground:
+        sci, background_metadata = _subtract_background(sci, tmpl, usable & ~sources, sci_usable,
+                                                        config.backgroundOrder)
     timings["time_prepare_s"] = time.perf_counter() - t_start
 
     if config.algorithm == "al":
@@ -174,13 +194,14 @@ def _subtract(science: Exposure, template: Exposure, config: SubtractionConfig) 
     difference.image[undefined] = 0.0
     if score is not None:
         score[undefined] = 0.0
-    ratio = residual_noise_ratio(difference, exclude=_source_pixels(sci, tmpl))
+    ratio = residual_noise_ratio(difference, exclude=sources)
     timings["time_metrics_s"] = time.perf_counter() - t0
     timings["time_total_s"] = time.perf_counter() - t_start
     metadata = {
         "algorithm": config.algorithm,
         "mode": mode,
         **metadata,
+        **background_metadata,
         "residual_noise_ratio": ratio,
         "template_coverage": 1.0 - float(np.count_nonzero(planes_set(tmpl.mask, _UNDEFINED))) / tmpl.mask.size,
         **timings,
