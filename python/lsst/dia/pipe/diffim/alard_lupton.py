@@ -19,7 +19,7 @@ from ..psf import GridPsf
 from .basis import AlardLuptonBasis, make_alard_lupton_basis
 from .candidates import KernelCandidates, find_kernel_candidates
 from .cells import Cell, cell_layout, process_in_cells
-from .config import AlardLuptonConfig, DecorrelationConfig, SubtractionConfig, mask_bits
+from .config import AlardLuptonConfig, DecorrelationConfig, SubtractionConfig, mask_bits, undilated_bits
 from .convolution import convolve, convolve_spatial, dilate_bits, flag_edges, footprint_radius
 from .decorrelation import convolve_stamp, decorrelation_kernel
 from .errors import InsufficientKernelSourcesError
@@ -92,13 +92,13 @@ def _psf_grid(
 
 
 def _convolve_exposure(
-    exposure: Exposure, solution: KernelSolution, workers: int
+    exposure: Exposure, solution: KernelSolution, workers: int, spread_bits: int
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``K ⊗`` image, variance (``≈ V ⊗ K²``) and mask of an exposure; wrapped-around borders replaced.
 
     The variance is convolved with the centre kernel squared and scaled by the spatial change of ``ΣK²``
-    (exact for a locally constant variance). Mask bits are dilated by the centre kernel's footprint
-    (``|K| ≥ 10⁻³ max|K|``). The ``half kernel`` border of image and variance is the unconvolved plane times
+    (exact for a locally constant variance). Mask bits ``spread_bits`` are dilated by the centre kernel's
+    footprint (``|K| ≥ 10⁻³ max|K|``). The ``half kernel`` border of image and variance is the unconvolved plane times
     ``ΣK`` (resp. ``ΣK²``), instead of the circular convolution's wrapped-around values.
     """
     ny, nx = exposure.shape
@@ -109,7 +109,7 @@ def _convolve_exposure(
     variance = convolve(exposure.variance, centre_kernel**2, workers)
     _restore_edges(variance, exposure.variance, float((centre_kernel**2).sum()), h)
     variance *= _kernel_power_ratio(solution, exposure.shape)
-    mask = dilate_bits(exposure.mask, footprint_radius(centre_kernel))
+    mask = dilate_bits(exposure.mask, footprint_radius(centre_kernel), spread_bits)
     return image, variance, mask
 
 
@@ -215,9 +215,9 @@ def alard_lupton_subtract(
     target, convolved = (science, template) if convolve_template else (template, science)
 
     t0 = time.perf_counter()
-    basis = make_alard_lupton_basis(convolved.psf.sigma(xc, yc), target.psf.sigma(xc, yc), al)
+    basis = make_alard_lupton_basis(convolved.psf_sigma, target.psf_sigma, al)
     h = basis.half_size
-    half_fit = h + int(np.ceil(3 * target.psf.sigma(xc, yc)))
+    half_fit = h + int(np.ceil(3 * target.psf_sigma))
     bad = planes_set(science.mask | template.mask, mask_bits(al.kernelSources.badMaskPlanes)) | ~usable
     candidates = find_kernel_candidates(science, template, bad, half_fit + h, al.kernelSources, config.fftWorkers)
     timings["time_candidates_s"] = time.perf_counter() - t0
@@ -236,7 +236,8 @@ def alard_lupton_subtract(
     timings["time_kernel_fit_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    image, variance, mask = _convolve_exposure(convolved, solution, config.fftWorkers)
+    image, variance, mask = _convolve_exposure(convolved, solution, config.fftWorkers,
+                                               int(~np.uint32(undilated_bits(config))))
     background = solution.background_image() if al.fitBackground else np.float32(0.0)
     if convolve_template:
         matched_image, matched_variance, matched_mask = image + background, variance, mask

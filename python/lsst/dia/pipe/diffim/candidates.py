@@ -141,7 +141,7 @@ def find_kernel_candidates(
     """
     ny, nx = science.shape
     xc, yc = 0.5 * (nx - 1), 0.5 * (ny - 1)
-    sigma = float(science.psf.sigma(xc, yc))
+    sigma = science.psf_sigma
     r = np.arange(-int(np.ceil(3 * sigma)), int(np.ceil(3 * sigma)) + 1)
     gauss = np.exp(-0.5 * (r[:, None] ** 2 + r[None, :] ** 2) / sigma**2)
     gauss /= gauss.sum()

@@ -18,11 +18,18 @@ __all__ = [
     "WarpConfig",
     "ZogyConfig",
     "mask_bits",
+    "undilated_bits",
 ]
 
 
 def _is_mask_plane(name: str) -> bool:
     return name in MaskBit.__members__
+
+
+def undilated_bits(config: SubtractionConfig) -> int:
+    """Mask bits of interpolated pixels (``interpolateMaskPlanes`` and ``INTERPOLATED``), which PSF matching does
+    not dilate: those pixels hold approximate data, not zeros."""
+    return mask_bits(config.interpolateMaskPlanes) | int(MaskBit.INTERPOLATED)
 
 
 def _fail(config: pexConfig.Config, field: str, message: str) -> None:
@@ -299,7 +306,15 @@ class SubtractionConfig(pexConfig.Config):
     fillMaskPlanes = pexConfig.ListField[str](
         doc="Pixels with these mask planes (and non-finite pixels) are set to 0 before any convolution so their "
         "values cannot ring through the FFTs; their bits are dilated by the kernel footprint.",
-        default=["BAD", "NO_DATA", "NO_TEMPLATE"],
+        default=["NO_DATA", "NO_TEMPLATE"],
+        itemCheck=_is_mask_plane,
+    )
+    interpolateMaskPlanes = pexConfig.ListField[str](
+        doc="Pixels with these mask planes are interpolated along their row before any convolution "
+        "(lsst.dia.pipe.repair.interpolate_along_rows, for bad columns) and flagged INTERPOLATED; their bits are "
+        "not dilated, so a source next to or on a bad column is still found where it is. Pixels farther than "
+        "8 pixels from usable ones are treated as fillMaskPlanes pixels (0, flagged NO_DATA).",
+        default=["BAD"],
         itemCheck=_is_mask_plane,
     )
     doSubtractBackground = pexConfig.Field[bool](
@@ -323,3 +338,10 @@ class SubtractionConfig(pexConfig.Config):
         doc="Threads for scipy.fft and for the Alard-Lupton kernel stamps' normal equations (-1: all cores).",
         default=1, check=lambda v: v == -1 or v >= 1,
     )
+
+    def validate(self) -> None:
+        super().validate()
+        both = set(self.fillMaskPlanes) & set(self.interpolateMaskPlanes)
+        if both:
+            _fail(self, "interpolateMaskPlanes", f"Mask planes {sorted(both)} are in both fillMaskPlanes and "
+                  "interpolateMaskPlanes; a plane is either filled with 0 or interpolated.")

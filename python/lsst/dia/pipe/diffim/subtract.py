@@ -10,6 +10,7 @@ from threadpoolctl import threadpool_limits
 
 from ..exposure import Exposure
 from ..masks import MaskBit, planes_set
+from ..repair import interpolate_along_rows
 from .alard_lupton import alard_lupton_subtract
 from .background import fit_differential_background
 from .config import SubtractionConfig, mask_bits
@@ -41,13 +42,14 @@ def _template_mask(mask: np.ndarray) -> np.ndarray:
     return out
 
 
-def _prepare(exposure: Exposure, fill_bits: int, which: str) -> tuple[Exposure, np.ndarray]:
-    """Exposure with unusable pixels filled (image 0, variance its median), non-finite pixels flagged NO_DATA and
-    DETECTED bits (which describe the input, not the difference) cleared.
+def _prepare(exposure: Exposure, fill_bits: int, interpolate_bits: int, which: str) -> tuple[Exposure, np.ndarray]:
+    """Exposure ready for FFTs: pixels with ``interpolate_bits`` interpolated along rows (flagged INTERPOLATED),
+    other unusable pixels filled (image 0, variance its median; non-finite ones flagged NO_DATA), and DETECTED
+    bits (which describe the input, not the difference) cleared.
 
     The input arrays are shared (not copied) when every pixel is usable: callers must not modify them.
 
-    Returns the copy and the boolean map of usable pixels.
+    Returns the copy and the boolean map of usable pixels (data pixels: neither filled nor interpolated).
 
     Raises
     ------
@@ -56,10 +58,13 @@ def _prepare(exposure: Exposure, fill_bits: int, which: str) -> tuple[Exposure, 
     """
     finite = np.isfinite(exposure.image) & np.isfinite(exposure.variance) & (exposure.variance > 0)
     mask = exposure.mask & ~_DETECTIONS
-    mask[~finite] |= np.uint32(MaskBit.NO_DATA)
+    to_interpolate = planes_set(mask, interpolate_bits)
+    mask[~finite & ~to_interpolate] |= np.uint32(MaskBit.NO_DATA)
     if which == "template":
         mask = _template_mask(mask)
-    usable = finite & ~planes_set(mask, fill_bits)
+    fill = planes_set(mask, fill_bits)
+    to_interpolate &= ~fill
+    usable = finite & ~fill & ~to_interpolate
     n_good = int(np.count_nonzero(usable))
     if n_good == 0:
         raise EmptyImageError(which, 0)
@@ -67,6 +72,10 @@ def _prepare(exposure: Exposure, fill_bits: int, which: str) -> tuple[Exposure, 
     if n_good < usable.size:
         image = np.where(usable, image, np.float32(0.0))
         variance = np.where(usable, variance, np.float32(typical_variance(variance, usable)))
+        if to_interpolate.any():
+            interpolated = interpolate_along_rows(image, to_interpolate, usable)
+            mask[interpolated] |= np.uint32(MaskBit.INTERPOLATED)
+            mask[to_interpolate & ~interpolated] |= np.uint32(MaskBit.NO_DATA)
     clean = Exposure(image=image, variance=variance, mask=mask, psf=exposure.psf, wcs=exposure.wcs, x0=exposure.x0,
                      y0=exposure.y0, band=exposure.band, mjd=exposure.mjd)
     return clean, usable
@@ -76,9 +85,7 @@ def _resolve_mode(mode: str, science: Exposure, template: Exposure) -> str:
     """``auto`` -> convolve the image with the narrower PSF (at the image centre)."""
     if mode != "auto":
         return mode
-    ny, nx = science.shape
-    xc, yc = 0.5 * (nx - 1), 0.5 * (ny - 1)
-    return "convolveTemplate" if template.psf.sigma(xc, yc) <= science.psf.sigma(xc, yc) else "convolveScience"
+    return "convolveTemplate" if template.psf_sigma <= science.psf_sigma else "convolveScience"
 
 
 def _source_pixels(science: Exposure, template: Exposure) -> np.ndarray:
@@ -90,15 +97,16 @@ def _source_pixels(science: Exposure, template: Exposure) -> np.ndarray:
 
 
 def _subtract_background(
-    science: Exposure, template: Exposure, good: np.ndarray, science_usable: np.ndarray, order: int
+    science: Exposure, template: Exposure, good: np.ndarray, filled: np.ndarray, order: int
 ) -> tuple[Exposure, dict]:
-    """Science with the differential background (fitted on ``good`` pixels) subtracted from its usable pixels."""
+    """Science with the differential background (fitted on ``good`` pixels) subtracted, except from the
+    ``filled`` pixels (which stay 0)."""
     background = fit_differential_background(science.image - template.image, science.variance + template.variance,
                                              good, order)
     metadata = {"background_rms": background.rms(), "background_n_pixels": background.n_pixels}
     if background.n_pixels == 0:
         return science, metadata
-    image = np.where(science_usable, science.image - background.image(), np.float32(0.0))
+    image = np.where(filled, np.float32(0.0), science.image - background.image())
     return dataclasses.replace(science, image=image), metadata
 
 
@@ -139,8 +147,12 @@ def subtract_images(
 
     Notes
     -----
-    Non-finite pixels and pixels with ``config.fillMaskPlanes`` bits are set to 0 before any FFT (variance: the
-    median) and flagged; their bits are dilated by the kernel footprint. In the difference, pixels without
+    Pixels with ``config.interpolateMaskPlanes`` bits (bad columns) are interpolated along their rows and
+    flagged ``INTERPOLATED``; these bits are not dilated. Non-finite pixels and pixels with
+    ``config.fillMaskPlanes`` bits are set to 0 before any FFT (variance: the median) and flagged; their bits
+    are dilated by the kernel footprint. With ``config.doSubtractBackground`` a smooth science-minus-template
+    background (`~lsst.dia.pipe.diffim.background.fit_differential_background`, over pixels away from sources)
+    is subtracted from the science image first. In the difference, pixels without
     template data (dilated) are 0 with ``NO_DATA | NO_TEMPLATE``, pixels without science data 0 with
     ``NO_DATA``, both with a finite variance (the value propagated from the filled inputs): never NaN or inf,
     and excluded from detection by their mask bits. The template mask enters the difference with
@@ -162,9 +174,10 @@ def subtract_images(
 def _subtract(science: Exposure, template: Exposure, config: SubtractionConfig) -> SubtractionResult:
     timings: dict[str, float] = {}
     t_start = time.perf_counter()
-    fill_bits = mask_bits(config.fillMaskPlanes)
-    sci, sci_usable = _prepare(science, fill_bits, "science")
-    tmpl, tmpl_usable = _prepare(template, fill_bits, "template")
+    fill_bits = mask_bits(config.fillMaskPlanes) | int(MaskBit.NO_DATA)
+    interpolate_bits = mask_bits(config.interpolateMaskPlanes)
+    sci, sci_usable = _prepare(science, fill_bits, interpolate_bits, "science")
+    tmpl, tmpl_usable = _prepare(template, fill_bits, interpolate_bits, "template")
     usable = sci_usable & tmpl_usable
     if not usable.any():
         raise EmptyImageError("science/template overlap", 0)
@@ -172,7 +185,7 @@ def _subtract(science: Exposure, template: Exposure, config: SubtractionConfig) 
     sources = _source_pixels(sci, tmpl)
     background_metadata = {}
     if config.doSubtractBackground:
-        sci, background_metadata = _subtract_background(sci, tmpl, usable & ~sources, sci_usable,
+        sci, background_metadata = _subtract_background(sci, tmpl, usable & ~sources, planes_set(sci.mask, fill_bits),
                                                         config.backgroundOrder)
     timings["time_prepare_s"] = time.perf_counter() - t_start
 

@@ -27,7 +27,7 @@ import scipy.fft
 from ..exposure import Exposure
 from ..psf import GridPsf
 from .cells import Cell, cell_layout, process_in_cells
-from .config import SubtractionConfig
+from .config import SubtractionConfig, undilated_bits
 from .convolution import dilate_bits, flag_edges, footprint_radius, kernel_rfft2
 from .metrics import typical_variance
 from .stamps import embed_centred
@@ -196,11 +196,13 @@ def zogy_subtract(
 
     # Masks spread by the score kernels, on which detection runs: D's own kernels ring far out at a low level
     # whenever a PSF's Fourier transform has near-zeros (their 1e-3 footprint can be the whole stamp, which
-    # would blank bands around every bad column and a wide border for nothing).
+    # would blank wide bands around every masked region and a wide border for nothing). Interpolated pixels
+    # (bad columns) hold approximate data and are not spread.
     radius_n = max(footprint_radius(centre.score_science), 1)
     radius_r = max(footprint_radius(centre.score_template), 1)
-    template_mask = dilate_bits(template.mask, radius_r)
-    mask = dilate_bits(science.mask, radius_n) | template_mask
+    spread = ~np.uint32(undilated_bits(config))
+    template_mask = dilate_bits(template.mask, radius_r, spread)
+    mask = dilate_bits(science.mask, radius_n, spread) | template_mask
     border = max(radius_n, radius_r)
     flag_edges(mask, border)
     flag_edges(template_mask, border)

@@ -1,4 +1,5 @@
-"""End-to-end tests of `subtract_images` with Alard-Lupton: noise, transient fluxes, modes, coverage, bad input."""
+"""End-to-end tests of `subtract_images`: Alard-Lupton noise, transient fluxes, modes, coverage, bad input; bad
+columns with both algorithms."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from lsst.dia.pipe.diffim import (
     residual_noise_ratio,
     subtract_images,
 )
+from lsst.dia.pipe.detection import detect_sources
 from lsst.dia.pipe.diffim.synthetic import star_field_pair
 from lsst.dia.pipe.masks import MaskBit
 from lsst.dia.pipe.psf import GridPsf
@@ -146,3 +148,27 @@ def test_bad_inputs_raise_clear_errors():
     empty_template.mask[:] = np.uint32(MaskBit.NO_DATA)
     with pytest.raises(EmptyImageError, match="template"):
         subtract_images(science, empty_template)
+
+
+@pytest.mark.parametrize("algorithm", ["al", "zogy"])
+def test_transient_on_a_bad_column_is_found_where_it_is(algorithm):
+    """Bad science columns (zeros, BAD) are interpolated along rows, not zero-filled: a transient centred on one
+    keeps its PSF flux to ~3.5% (zero-filled: 28% lost) and is detected at its position; the column's BAD bit is not dilated."""
+    x, y, flux = 300.0, 200.0, 30000.0
+    pair = star_field_pair((512, 512), n_stars=100, transients=(np.array([x]), np.array([y]), np.array([flux])),
+                           seed=9)
+    for column in (150, 300):
+        pair.science.image[:, column] = 0.0
+        pair.science.mask[:, column] |= np.uint32(MaskBit.BAD)
+    config = SubtractionConfig()
+    config.algorithm = algorithm
+    result = subtract_images(pair.science, pair.template, config)
+    mask = result.difference.mask
+    for column in (150, 300):
+        assert np.all(mask[32:-32, column] & np.uint32(MaskBit.BAD | MaskBit.INTERPOLATED))
+        assert not np.any(mask[32:-32, [column - 2, column + 2]] & np.uint32(MaskBit.BAD))
+    assert psf_flux(result.difference, x, y) == pytest.approx(flux, rel=0.05)
+    peaks = detect_sources(result.difference, score=result.score).peaks
+    distance = np.hypot(peaks["x"] - x, peaks["y"] - y)
+    assert distance.min() <= 1.5
+    assert peaks["polarity"][np.argmin(distance)] == 1
