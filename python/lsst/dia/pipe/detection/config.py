@@ -40,6 +40,12 @@ class DetectionConfig(pexConfig.Config):
         default=2,
         check=lambda v: v >= 0,
     )
+    doRemoveTruncatedPeaks = pexConfig.Field[bool](
+        doc="Drop footprints whose peak touches the DETECTION_EDGE border while the significance keeps rising "
+        "into it: the source lies in the border, where nothing is detected, and only its wing was found, off "
+        "its position (ZOGY's score, computed into its wide border, gave 7 such detections in 120 demo CCDs).",
+        default=True,
+    )
     dipoleMergeDistance = pexConfig.Field[float](
         doc="Positive and negative (grown) footprints whose pixels come within this distance (pixels) are "
         "merged into a dipole candidate.",

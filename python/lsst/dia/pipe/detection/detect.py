@@ -10,7 +10,7 @@ from astropy.table import Table
 from ..exposure import Exposure
 from ..masks import MaskBit, planes_set
 from .config import DetectionConfig, mask_bits
-from .footprints import Footprints, find_footprints, pair_dipoles
+from .footprints import Footprints, find_footprints, pair_dipoles, truncated_peaks
 from .matched_filter import (
     PsfCorrelator,
     filtered_noise_variance,
@@ -170,7 +170,9 @@ def detect_sources(
     Notes
     -----
     Pixels with any ``config.badMaskPlanes`` bit (or non-finite values) carry no weight in the matched filter and
-    are never above threshold. Each grown footprint has one peak (its significance extremum). Positive and
+    are never above threshold. Each grown footprint has one peak (its significance extremum); with
+    ``config.doRemoveTruncatedPeaks``, footprints whose peak touches the ``DETECTION_EDGE`` border while the
+    unmasked significance keeps rising into it are dropped (`truncated_peaks`). Positive and
     negative footprints closer than ``config.dipoleMergeDistance`` are paired as dipole candidates
     (mutual nearest neighbours). A score image is scaled by ``sqrt(V / (V + V_sys))`` when ``model`` is given.
     """
@@ -226,6 +228,11 @@ def detect_sources(
         if detect_neg
         else _empty_footprints(shape)
     )
+    if config.doRemoveTruncatedPeaks:
+        raw = np.where(np.isfinite(score), score, np.float32(0)) if score is not None else peak_image
+        border = planes_set(difference.mask, int(MaskBit.DETECTION_EDGE))
+        pos = pos.select(~truncated_peaks(pos, raw, border, +1))
+        neg = neg.select(~truncated_peaks(neg, raw, border, -1))
     if peak_image is not significance:
         for fp in (pos, neg):
             fp.peak_significance = significance[fp.peak_y, fp.peak_x].astype(np.float32)

@@ -12,7 +12,7 @@ import numpy as np
 from scipy import ndimage
 from scipy.spatial import cKDTree
 
-__all__ = ["Footprints", "find_footprints", "pair_dipoles"]
+__all__ = ["Footprints", "find_footprints", "pair_dipoles", "truncated_peaks"]
 
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
@@ -46,6 +46,18 @@ class Footprints:
     def count(self) -> int:
         """Number of footprints."""
         return len(self.peak_x)
+
+    def select(self, keep: np.ndarray) -> Footprints:
+        """The footprints where ``keep`` (bool, per footprint) is true, relabelled ``1..n`` in their order."""
+        keep = np.asarray(keep, bool)
+        if keep.all():
+            return self
+        lookup = np.zeros(self.count + 1, np.int32)
+        lookup[1:][keep] = np.arange(1, np.count_nonzero(keep) + 1, dtype=np.int32)
+        return Footprints(
+            labels=lookup[self.labels], peak_x=self.peak_x[keep], peak_y=self.peak_y[keep],
+            peak_significance=self.peak_significance[keep], npix=self.npix[keep], bbox=self.bbox[keep],
+        )
 
 
 def _grow(seed: np.ndarray, shape: tuple[int, int], n_grow: int) -> np.ndarray:
@@ -115,6 +127,36 @@ def find_footprints(significance: np.ndarray, above: np.ndarray, n_grow: int, si
         npix=np.diff(np.r_[starts, lab_sorted.size]).astype(np.int64),
         bbox=bbox.astype(np.int64),
     )
+
+
+def truncated_peaks(footprints: Footprints, raw: np.ndarray, excluded: np.ndarray, sign: int) -> np.ndarray:
+    """Footprints whose peak sits against excluded pixels where the raw significance keeps rising.
+
+    Such a footprint is the wing of a source that lies in the excluded region (e.g. the image border), found
+    at the region's boundary and measured there, off its true position.
+
+    Parameters
+    ----------
+    footprints : `Footprints`
+        Footprints of one polarity.
+    raw : `numpy.ndarray`
+        ``(ny, nx)`` significance before excluded pixels were zeroed [sigma].
+    excluded : `numpy.ndarray`
+        ``(ny, nx)`` bool, pixels on which nothing is detected.
+    sign : `int`
+        +1 for positive footprints, -1 for negative ones.
+
+    Returns
+    -------
+    truncated : `numpy.ndarray`
+        Bool per footprint: one of the 8 neighbours of its peak is excluded and more significant (same sign).
+    """
+    ny, nx = raw.shape
+    offsets = np.arange(-1, 2)
+    yy = (footprints.peak_y[:, None, None] + offsets[None, :, None]).clip(0, ny - 1)
+    xx = (footprints.peak_x[:, None, None] + offsets[None, None, :]).clip(0, nx - 1)
+    peak = sign * raw[footprints.peak_y, footprints.peak_x]
+    return np.any(excluded[yy, xx] & (sign * raw[yy, xx] > peak[:, None, None]), axis=(1, 2))
 
 
 def pair_dipoles(positive: Footprints, negative: Footprints, max_distance: float) -> tuple[np.ndarray, np.ndarray]:

@@ -191,6 +191,33 @@ def test_score_image_is_thresholded_directly():
         detect_sources(_exposure(np.zeros((n, n))), score=np.zeros((n, n + 1)))
 
 
+@pytest.mark.parametrize("with_score", [True, False])
+def test_sources_inside_the_border_are_not_found_at_its_edge(with_score):
+    """A source centred 3 px inside a 10-px DETECTION_EDGE border shows its wing above threshold at the border's
+    edge; that truncated peak is dropped (and kept when doRemoveTruncatedPeaks is off). A source centred 3 px
+    outside the border is kept."""
+    n, border = 128, 10
+    rng = np.random.default_rng(2)
+    x, y = np.array([40.0, 90.0]), np.array([border - 3.0, border + 3.0])
+    image = render_point_sources((n, n), GaussianPsf(SIGMA), x, y, np.full(2, _flux_for_snr(40.0)))
+    image += rng.normal(0, NOISE, (n, n))
+    exposure = _exposure(image)
+    exposure.mask[:border] |= np.uint32(MaskBit.DETECTION_EDGE)
+    exposure.mask[-border:] |= np.uint32(MaskBit.DETECTION_EDGE)
+    exposure.mask[:, :border] |= np.uint32(MaskBit.DETECTION_EDGE)
+    exposure.mask[:, -border:] |= np.uint32(MaskBit.DETECTION_EDGE)
+    # A score computed on all pixels (as ZOGY's is), or the masked matched filter.
+    score = matched_filter_significance(image, exposure.variance, GaussianPsf(SIGMA)) if with_score else None
+    config = DetectionConfig()
+    kept = detect_sources(exposure, config, score=score).peaks
+    assert len(kept) == 1 and abs(kept["x"][0] - 90) <= 1 and abs(kept["y"][0] - (border + 3)) <= 1
+    config.doRemoveTruncatedPeaks = False
+    both = detect_sources(exposure, config, score=score).peaks
+    assert len(both) == 2
+    truncated = both[np.abs(both["x"] - 40) <= 2]
+    assert truncated["y"][0] == border  # found at the border's edge, 3 px from the source
+
+
 def test_spatially_varying_psf_keeps_unit_significance():
     n = 512
     rng = np.random.default_rng(10)
