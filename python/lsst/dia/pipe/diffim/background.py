@@ -57,17 +57,19 @@ def _block_sums(values: np.ndarray, block: int) -> np.ndarray:
 
 
 def fit_differential_background(
-    difference: np.ndarray,
-    variance: np.ndarray,
+    science: np.ndarray,
+    template: np.ndarray,
+    science_variance: np.ndarray,
+    template_variance: np.ndarray,
     good: np.ndarray,
     order: int,
     clip_sigma: float = 3.0,
-    max_iterations: int = 3,
+    max_iterations: int = 2,
     max_pixels: int = 1_100_000,
     block: int = 32,
     min_pixels: int = 1000,
 ) -> DifferentialBackground:
-    """Fit a Chebyshev polynomial to ``difference`` (science minus template) by clipped weighted least squares.
+    """Fit a Chebyshev polynomial to ``science - template`` by clipped weighted least squares.
 
     The pixels (a regular subgrid of at most ``max_pixels``) are combined into inverse-variance weighted
     means over ``block`` × ``block`` tiles, and the polynomial is fitted to those means at the tile centres
@@ -76,10 +78,10 @@ def fit_differential_background(
 
     Parameters
     ----------
-    difference : `numpy.ndarray`
-        ``(ny, nx)`` science minus template, both sky-subtracted [image units, e.g. nJy].
-    variance : `numpy.ndarray`
-        ``(ny, nx)`` its per-pixel variance [image units²].
+    science, template : `numpy.ndarray`
+        ``(ny, nx)`` sky-subtracted images on the same grid [image units, e.g. nJy] (only the subgrid is read).
+    science_variance, template_variance : `numpy.ndarray`
+        ``(ny, nx)`` their per-pixel variances [image units²].
     good : `numpy.ndarray`
         ``(ny, nx)`` bool, pixels that may constrain the fit (usable in both images and away from sources).
     order : `int`
@@ -100,18 +102,21 @@ def fit_differential_background(
     -------
     background : `DifferentialBackground`
     """
-    model = ChebyshevSpatialModel(order, difference.shape)
+    shape = science.shape
+    model = ChebyshevSpatialModel(order, shape)
     zero = DifferentialBackground(model, np.zeros(model.n_terms), 0)
-    step = max(1, int(np.ceil(np.sqrt(difference.size / max_pixels))))
+    step = max(1, int(np.ceil(np.sqrt(science.size / max_pixels))))
     sl = np.s_[::step, ::step]
-    values, var = difference[sl], variance[sl]
+    values = science[sl] - template[sl]
+    var = science_variance[sl] + template_variance[sl]
     usable = good[sl] & np.isfinite(values) & np.isfinite(var) & (var > 0)
     if np.count_nonzero(usable) < max(min_pixels, model.n_terms):
         return zero
-    inv_sigma = np.where(usable, 1.0 / np.sqrt(np.where(usable, var, np.float32(1.0))), np.float32(0.0))
+    inv_var = np.where(usable, 1.0 / np.where(usable, var, np.float32(1.0)), np.float32(0.0))
     values = np.where(usable, values, np.float32(0.0))
-    rows = np.arange(0, difference.shape[0], step)
-    cols = np.arange(0, difference.shape[1], step)
+    limit = np.float32(clip_sigma**2)
+    rows = np.arange(0, shape[0], step)
+    cols = np.arange(0, shape[1], step)
     # Tile centres in image pixels (the fit treats each tile mean as the polynomial at its centre).
     centre_y = (np.add.reduceat(rows, np.arange(0, rows.size, block)) / np.diff(np.r_[0:rows.size:block, rows.size]))
     centre_x = (np.add.reduceat(cols, np.arange(0, cols.size, block)) / np.diff(np.r_[0:cols.size:block, cols.size]))
@@ -120,8 +125,9 @@ def fit_differential_background(
     coefficients, n_kept = zero.coefficients, -1
     for _ in range(max_iterations):
         residual = values - model.grid(coefficients, cols, rows)
-        residual *= inv_sigma
-        keep = np.abs(residual) < clip_sigma
+        residual *= residual
+        residual *= inv_var
+        keep = residual < limit
         keep &= usable
         n = int(np.count_nonzero(keep))
         if n < max(min_pixels, model.n_terms):
@@ -129,7 +135,7 @@ def fit_differential_background(
         if n == n_kept:
             break
         n_kept = n
-        weight = np.where(keep, inv_sigma * inv_sigma, np.float32(0.0))
+        weight = np.where(keep, inv_var, np.float32(0.0))
         total = _block_sums(weight, block).ravel().astype(float)
         weight *= values
         tiles = total > 0

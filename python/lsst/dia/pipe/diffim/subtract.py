@@ -56,15 +56,21 @@ def _prepare(exposure: Exposure, fill_bits: int, interpolate_bits: int, which: s
     EmptyImageError
         If no pixel is usable.
     """
-    finite = np.isfinite(exposure.image) & np.isfinite(exposure.variance) & (exposure.variance > 0)
+    finite = np.isfinite(exposure.image)
+    finite &= np.isfinite(exposure.variance)
+    finite &= exposure.variance > 0
     mask = exposure.mask & ~_DETECTIONS
     to_interpolate = planes_set(mask, interpolate_bits)
-    mask[~finite & ~to_interpolate] |= np.uint32(MaskBit.NO_DATA)
+    any_interpolate = bool(to_interpolate.any())
+    if not finite.all():
+        mask[~finite & ~to_interpolate if any_interpolate else ~finite] |= np.uint32(MaskBit.NO_DATA)
     if which == "template":
         mask = _template_mask(mask)
     fill = planes_set(mask, fill_bits)
-    to_interpolate &= ~fill
-    usable = finite & ~fill & ~to_interpolate
+    usable = finite & ~fill
+    if any_interpolate:
+        to_interpolate &= ~fill
+        usable &= ~to_interpolate
     n_good = int(np.count_nonzero(usable))
     if n_good == 0:
         raise EmptyImageError(which, 0)
@@ -72,10 +78,11 @@ def _prepare(exposure: Exposure, fill_bits: int, interpolate_bits: int, which: s
     if n_good < usable.size:
         image = np.where(usable, image, np.float32(0.0))
         variance = np.where(usable, variance, np.float32(typical_variance(variance, usable)))
-        if to_interpolate.any():
-            interpolated = interpolate_along_rows(image, to_interpolate, usable)
-            mask[interpolated] |= np.uint32(MaskBit.INTERPOLATED)
-            mask[to_interpolate & ~interpolated] |= np.uint32(MaskBit.NO_DATA)
+        if any_interpolate:
+            rows, cols = np.nonzero(to_interpolate)
+            replaced = interpolate_along_rows(image, rows, cols, usable)
+            mask[rows[replaced], cols[replaced]] |= np.uint32(MaskBit.INTERPOLATED)
+            mask[rows[~replaced], cols[~replaced]] |= np.uint32(MaskBit.NO_DATA)
     clean = Exposure(image=image, variance=variance, mask=mask, psf=exposure.psf, wcs=exposure.wcs, x0=exposure.x0,
                      y0=exposure.y0, band=exposure.band, mjd=exposure.mjd)
     return clean, usable
@@ -101,12 +108,13 @@ def _subtract_background(
 ) -> tuple[Exposure, dict]:
     """Science with the differential background (fitted on ``good`` pixels) subtracted, except from the
     ``filled`` pixels (which stay 0)."""
-    background = fit_differential_background(science.image - template.image, science.variance + template.variance,
+    background = fit_differential_background(science.image, template.image, science.variance, template.variance,
                                              good, order)
     metadata = {"background_rms": background.rms(), "background_n_pixels": background.n_pixels}
     if background.n_pixels == 0:
         return science, metadata
-    image = np.where(filled, np.float32(0.0), science.image - background.image())
+    image = science.image - background.image()
+    image[filled] = 0.0
     return dataclasses.replace(science, image=image), metadata
 
 

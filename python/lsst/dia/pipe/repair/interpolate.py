@@ -39,7 +39,9 @@ def interpolate_masked(image: np.ndarray, fill: np.ndarray, usable: np.ndarray, 
     image[ys[ok], xs[ok]] = total[ok] / count[ok]
 
 
-def interpolate_along_rows(image: np.ndarray, fill: np.ndarray, usable: np.ndarray, max_gap: int = 8) -> np.ndarray:
+def interpolate_along_rows(
+    image: np.ndarray, rows: np.ndarray, cols: np.ndarray, usable: np.ndarray, max_gap: int = 8
+) -> np.ndarray:
     """Replace pixels by linear interpolation along their row between the nearest usable pixels (in place).
 
     Meant for column-like defects (bad columns, narrow vertical runs), which this interpolates across their
@@ -49,40 +51,38 @@ def interpolate_along_rows(image: np.ndarray, fill: np.ndarray, usable: np.ndarr
     Parameters
     ----------
     image : `numpy.ndarray`
-        ``(ny, nx)`` pixel values; those where ``fill`` is true are replaced when possible.
-    fill : `numpy.ndarray`
-        ``(ny, nx)`` bool, pixels to replace.
+        ``(ny, nx)`` pixel values.
+    rows, cols : `numpy.ndarray`
+        Integer coordinates of the pixels to replace (e.g. ``np.nonzero(defects)``).
     usable : `numpy.ndarray`
-        ``(ny, nx)`` bool, pixels that may serve as interpolation ends (``fill`` pixels never do).
+        ``(ny, nx)`` bool, pixels that may serve as interpolation ends; must be false on the pixels to replace.
     max_gap : `int`
         The usable ends are searched at most this many pixels to either side [pixels].
 
     Returns
     -------
-    filled : `numpy.ndarray`
-        ``(ny, nx)`` bool, the pixels replaced: those with a usable end within ``max_gap`` on at least one side
-        (with one end only, its value is copied).
+    replaced : `numpy.ndarray`
+        Bool per pixel of ``rows, cols``: replaced, i.e. a usable end lies within ``max_gap`` on at least one
+        side (with one end only, its value is copied); the others keep their value.
     """
-    ny, nx = image.shape
-    ys, xs = np.nonzero(fill)
+    nx = image.shape[1]
+    rows, cols = np.asarray(rows, np.int64), np.asarray(cols, np.int64)
     ends = []
     for direction in (-1, 1):
-        end = np.full(xs.size, -1)
+        end = np.full(cols.size, -1)
         for step in range(1, max_gap + 1):
-            candidate = xs + direction * step
-            inside = (candidate >= 0) & (candidate < nx) & (end < 0)
-            ok = np.zeros(xs.size, bool)
-            ok[inside] = usable[ys[inside], candidate[inside]] & ~fill[ys[inside], candidate[inside]]
-            end[ok] = candidate[ok]
+            candidate = cols + direction * step
+            open_ = (candidate >= 0) & (candidate < nx) & (end < 0)
+            found = np.zeros(cols.size, bool)
+            found[open_] = usable[rows[open_], candidate[open_]]
+            end[found] = candidate[found]
         ends.append(end)
     left, right = ends
     has_left, has_right = left >= 0, right >= 0
-    value_left = np.where(has_left, image[ys, np.maximum(left, 0)], 0.0)
-    value_right = np.where(has_right, image[ys, np.maximum(right, 0)], 0.0)
+    value_left = np.where(has_left, image[rows, np.maximum(left, 0)], 0.0)
+    value_right = np.where(has_right, image[rows, np.maximum(right, 0)], 0.0)
     span = np.where(has_left & has_right, right - left, 1)
-    t = np.where(has_left & has_right, (xs - left) / span, np.where(has_left, 0.0, 1.0))
-    done = has_left | has_right
-    image[ys[done], xs[done]] = ((1.0 - t) * value_left + t * value_right)[done]
-    filled = np.zeros(fill.shape, bool)
-    filled[ys[done], xs[done]] = True
-    return filled
+    t = np.where(has_left & has_right, (cols - left) / span, np.where(has_left, 0.0, 1.0))
+    replaced = has_left | has_right
+    image[rows[replaced], cols[replaced]] = ((1.0 - t) * value_left + t * value_right)[replaced]
+    return replaced

@@ -30,21 +30,23 @@ def test_fit_recovers_a_bilinear_background_despite_sources_and_masks():
     good[:, 100:110] = False
     data[:, 100:110] = 1e6  # masked: never read
     variance = np.full(SHAPE, NOISE**2, np.float32)
-    fit = fit_differential_background(data, variance, good, order=2)
+    fit = fit_differential_background(data, 0 * data, variance, 0 * variance, good, order=2)
     # 257 000 pixels of noise 10 for six terms: ~0.05 nJy rms, a few times more at the corners.
     error = fit.image() - truth
     assert np.sqrt(np.mean(error**2)) < 0.1 and np.abs(error).max() < 0.3
     assert fit.n_pixels > 0.95 * np.count_nonzero(good)
     assert fit.rms() == pytest.approx(np.sqrt(np.mean(truth**2)), rel=0.02)
     # Order 1 cannot follow the x*y term.
-    assert np.abs(fit_differential_background(data, variance, good, order=1).image() - truth).max() > 2.0
+    assert np.abs(fit_differential_background(data, 0 * data, variance, 0 * variance, good, order=1).image()
+                  - truth).max() > 2.0
 
 
 def test_too_few_pixels_leave_no_background():
     data = np.ones(SHAPE, np.float32)
     good = np.zeros(SHAPE, bool)
     good[:10, :10] = True
-    fit = fit_differential_background(data, np.ones(SHAPE, np.float32), good, order=2)
+    ones = np.ones(SHAPE, np.float32)
+    fit = fit_differential_background(data, 0 * data, ones, ones, good, order=2)
     assert fit.n_pixels == 0 and not fit.image().any()
     assert ChebyshevSpatialModel(2, SHAPE).n_terms == fit.coefficients.size
 
