@@ -61,7 +61,7 @@ class ZogyKernels:
 
 def zogy_kernels(
     psf_science: np.ndarray, psf_template: np.ndarray, var_science: float, var_template: float,
-    flux_science: float = 1.0, flux_template: float = 1.0,
+    flux_science: float = 1.0, flux_template: float = 1.0, kernel_side: int | None = None,
 ) -> ZogyKernels:
     """The ZOGY kernels for two PSF stamps and noise levels.
 
@@ -73,16 +73,26 @@ def zogy_kernels(
         Per-pixel noise variances ``σ_n²``, ``σ_r²`` [image units²].
     flux_science, flux_template : `float`
         ``F_n``, ``F_r``.
+    kernel_side : `int`, optional
+        Side of ``k_n`` and ``k_r`` (odd) [pixels]; default ``2 × (largest PSF side) + 1``. Where a PSF's
+        Fourier transform has near-zeros (any PSF model cut off at its stamp edge) these kernels ring far
+        out, and cutting them short leaves D with correlated noise and rings around bright stars that ``P_D``
+        does not describe; the score kernels do not ring and keep the default side.
 
     Returns
     -------
     kernels : `ZogyKernels`
-        Kernels of side ``2 × (largest PSF side) + 1``; ``psf`` has the largest PSF side.
+        ``k_n``, ``k_r`` of side ``kernel_side``, score kernels of side ``2 × (largest PSF side) + 1``;
+        ``psf`` has the largest PSF side.
     """
     if not (var_science > 0 and var_template > 0 and np.isfinite(var_science) and np.isfinite(var_template)):
         raise ValueError(f"ZOGY needs positive finite variances, got {var_science!r} and {var_template!r}.")
     size = max(psf_science.shape[0], psf_template.shape[0])
-    grid = 4 * size + 1
+    side = 2 * size + 1
+    kernel_side = side if kernel_side is None else int(kernel_side)
+    if kernel_side % 2 != 1:
+        raise ValueError(f"kernel_side must be odd, got {kernel_side}.")
+    grid = max(4 * size + 1, kernel_side)
     p_n = scipy.fft.rfft2(np.fft.ifftshift(embed_centred(psf_science, grid)))
     p_r = scipy.fft.rfft2(np.fft.ifftshift(embed_centred(psf_template, grid)))
     den = np.sqrt(var_science * flux_template**2 * np.abs(p_r) ** 2 + var_template * flux_science**2 * np.abs(p_n) ** 2)
@@ -98,9 +108,8 @@ def zogy_kernels(
         return image[c - h : c + h + 1, c - h : c + h + 1]
 
     psf_d = real(p_d, size)
-    side = 2 * size + 1
     return ZogyKernels(
-        science=real(k_n, side), template=real(k_r, side), score_science=real(k_n * np.conj(p_d), side),
+        science=real(k_n, kernel_side), template=real(k_r, kernel_side), score_science=real(k_n * np.conj(p_d), side),
         score_template=real(k_r * np.conj(p_d), side), psf=psf_d / psf_d.sum(), flux_scale=float(f_d),
     )
 
@@ -153,14 +162,18 @@ def zogy_subtract(
     var_n = typical_variance(science.variance, usable)
     var_r = typical_variance(template.variance, usable)
 
-    def kernels_at(x: float, y: float, vn: float, vr: float) -> ZogyKernels:
+    def kernels_at(x: float, y: float, vn: float, vr: float, kernel_side: int | None = None) -> ZogyKernels:
         return zogy_kernels(
             np.asarray(science.psf.kernel_image(x, y), float), np.asarray(template.psf.kernel_image(x, y), float),
-            vn, vr, zc.fluxScaleScience, zc.fluxScaleTemplate,
+            vn, vr, zc.fluxScaleScience, zc.fluxScaleTemplate, kernel_side,
         )
 
-    centre = kernels_at(0.5 * (nx - 1), 0.5 * (ny - 1), var_n, var_r)
-    half = centre.science.shape[0] // 2
+    xc, yc = 0.5 * (nx - 1), 0.5 * (ny - 1)
+    stamp = max(science.psf.kernel_image(xc, yc).shape[0], template.psf.kernel_image(xc, yc).shape[0])
+    kernel_side = min(zc.kernelSideFactor * stamp + 1, ny, nx, zc.cellSize or nx)
+    kernel_side -= 1 - kernel_side % 2
+    centre = kernels_at(xc, yc, var_n, var_r, kernel_side)
+    half = centre.score_science.shape[0] // 2
     cells = cell_layout(shape, zc.cellSize, zc.cellOverlap, half)
 
     def run(cell: Cell) -> tuple[np.ndarray, ...]:
@@ -170,7 +183,7 @@ def zogy_subtract(
             kern = centre
         else:
             kern = kernels_at(*cell.centre, typical_variance(science.variance[rows, cols], sub_usable),
-                              typical_variance(template.variance[rows, cols], sub_usable))
+                              typical_variance(template.variance[rows, cols], sub_usable), kernel_side)
         n_img, r_img = science.image[rows, cols], template.image[rows, cols]
         sub_shape = n_img.shape
         n_fft = scipy.fft.rfft2(n_img, workers=workers)

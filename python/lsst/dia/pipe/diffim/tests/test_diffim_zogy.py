@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lsst.dia.pipe.detection.matched_filter import matched_filter_significance
 from lsst.dia.pipe.diffim import SubtractionConfig, subtract_images, zogy_kernels
 from lsst.dia.pipe.diffim.decorrelation import convolve_stamp
 from lsst.dia.pipe.diffim.stamps import embed_centred
@@ -112,3 +113,23 @@ def test_zogy_cells_follow_a_varying_psf():
     assert residual(cells) < 0.5 * residual(single)
     for x, y, flux in zip(*TRANSIENTS):
         assert _psf_photometry(cells.difference, x, y)[0] == pytest.approx(flux, rel=0.02)
+
+
+def test_difference_is_described_by_its_psf_and_variance():
+    """A matched filter with P_D and the variance plane on D gives unit-normal significance away from sources.
+    With a broad science PSF and a deep template, k_r rings far beyond two PSF stamps: cut there, D's filtered
+    noise is ~6x what its variance plane predicts (the score, computed with its own kernels, is unaffected)."""
+    pair = star_field_pair((512, 512), n_stars=120, sigma_science=3.4, sigma_template=2.5, noise_template=1.5,
+                           snr_range=(50, 3000), seed=3)
+    quiet = np.ones(pair.science.shape, bool)
+    for x, y in zip(pair.star_x, pair.star_y):
+        quiet[max(int(y) - 12, 0) : int(y) + 13, max(int(x) - 12, 0) : int(x) + 13] = False
+    spread = {}
+    for factor in (2, 16):
+        result = _zogy(pair, kernelSideFactor=factor)
+        diff = result.difference
+        inner = quiet & ((diff.mask & np.uint32(MaskBit.DETECTION_EDGE)) == 0)
+        spread[factor] = float(np.std(matched_filter_significance(diff.image, diff.variance, diff.psf)[inner]))
+        assert np.std(result.score[inner]) == pytest.approx(1.0, abs=0.03)
+    assert spread[16] < 1.15
+    assert spread[2] > 3.0
