@@ -6,3 +6,6 @@ config.subtraction.doDecorrelation = True      # DMTN-021 decorrelation afterbur
 config.detection.thresholdValue = 5.0          # sigma, both polarities
 config.doWriteMatchedExp = False               # write deepDiff_matchedExp
 config.ignoreCcdList = []                      # detectors to skip
+config.subtraction.doSubtractBackground = True # fit science - template background (order 2), remove it first
+config.subtraction.interpolateMaskPlanes = ["BAD"]  # bad columns: interpolated along rows, not zero-filled
+config.detection.doRemoveTruncatedPeaks = True # drop wings of sources that lie inside the masked border
