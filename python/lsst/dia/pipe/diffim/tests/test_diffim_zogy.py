@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from lsst.dia.pipe.detection import detect_sources
 from lsst.dia.pipe.detection.matched_filter import matched_filter_significance
 from lsst.dia.pipe.diffim import SubtractionConfig, subtract_images, zogy_kernels
 from lsst.dia.pipe.diffim.decorrelation import convolve_stamp
@@ -133,3 +134,21 @@ def test_difference_is_described_by_its_psf_and_variance():
         assert np.std(result.score[inner]) == pytest.approx(1.0, abs=0.03)
     assert spread[16] < 1.15
     assert spread[2] > 3.0
+
+
+def test_border_covers_only_where_the_score_kernels_matter():
+    """The DETECTION_EDGE border is the score kernels' 1e-2 footprint (6 px for these PSFs, 8 at 1e-3): the score
+    stays unit-normal up to it, and a transient 7 px from the edge is detected where it is."""
+    transient = (np.array([7.0]), np.array([256.0]), np.array([20000.0]))
+    pair = star_field_pair((512, 512), n_stars=150, transients=transient, seed=21)
+    result = _zogy(pair)
+    edge = (result.difference.mask & np.uint32(MaskBit.DETECTION_EDGE)) != 0
+    assert edge[256, :6].all() and edge[256, -6:].all() and not edge[256, 6:-6].any()
+    strip = np.zeros(edge.shape, bool)
+    strip[16:-16, 6:14] = strip[16:-16, -14:-6] = True
+    for x, y in zip(pair.star_x, pair.star_y):
+        strip[max(int(y) - 12, 0) : int(y) + 13, max(int(x) - 12, 0) : int(x) + 13] = False
+    strip[240:273, :30] = False
+    assert np.std(result.score[strip]) == pytest.approx(1.0, abs=0.08)
+    peaks = detect_sources(result.difference, score=result.score).peaks
+    assert np.min(np.hypot(peaks["x"] - 7.0, peaks["y"] - 256.0)) <= 1.0
