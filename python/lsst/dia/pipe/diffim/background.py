@@ -56,6 +56,12 @@ def _block_sums(values: np.ndarray, block: int) -> np.ndarray:
     return np.add.reduceat(np.add.reduceat(values, starts_y, axis=0), starts_x, axis=1)
 
 
+def _tile_centres(coordinates: np.ndarray, block: int) -> np.ndarray:
+    """Mean coordinate of each run of ``block`` consecutive ``coordinates`` (the last run may be shorter)."""
+    starts = np.arange(0, coordinates.size, block)
+    return np.add.reduceat(coordinates, starts) / np.diff(np.r_[starts, coordinates.size])
+
+
 def fit_differential_background(
     science: np.ndarray,
     template: np.ndarray,
@@ -117,10 +123,8 @@ def fit_differential_background(
     limit = np.float32(clip_sigma**2)
     rows = np.arange(0, shape[0], step)
     cols = np.arange(0, shape[1], step)
-    # Tile centres in image pixels (the fit treats each tile mean as the polynomial at its centre).
-    centre_y = (np.add.reduceat(rows, np.arange(0, rows.size, block)) / np.diff(np.r_[0:rows.size:block, rows.size]))
-    centre_x = (np.add.reduceat(cols, np.arange(0, cols.size, block)) / np.diff(np.r_[0:cols.size:block, cols.size]))
-    tile_y, tile_x = np.meshgrid(centre_y, centre_x, indexing="ij")
+    # The fit treats each tile mean as the polynomial at the tile's centre.
+    tile_y, tile_x = np.meshgrid(_tile_centres(rows, block), _tile_centres(cols, block), indexing="ij")
     design = model.design(tile_x, tile_y)
     coefficients, n_kept = zero.coefficients, -1
     for _ in range(max_iterations):
