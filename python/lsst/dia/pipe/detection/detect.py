@@ -229,7 +229,8 @@ def detect_sources(
         else _empty_footprints(shape)
     )
     if config.doRemoveTruncatedPeaks:
-        raw = np.where(np.isfinite(score), score, np.float32(0)) if score is not None else peak_image
+        # The score as computed, also inside the border (NaN never compares as more significant).
+        raw = score if score is not None else peak_image
         border = planes_set(difference.mask, int(MaskBit.DETECTION_EDGE))
         pos = pos.select(~truncated_peaks(pos, raw, border, +1))
         neg = neg.select(~truncated_peaks(neg, raw, border, -1))

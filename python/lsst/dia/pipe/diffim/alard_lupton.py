@@ -19,7 +19,7 @@ from ..psf import GridPsf
 from .basis import AlardLuptonBasis, make_alard_lupton_basis
 from .candidates import KernelCandidates, find_kernel_candidates
 from .cells import Cell, cell_layout, process_in_cells
-from .config import AlardLuptonConfig, DecorrelationConfig, SubtractionConfig, mask_bits, undilated_bits
+from .config import AlardLuptonConfig, DecorrelationConfig, SubtractionConfig, dilated_bits, mask_bits
 from .convolution import convolve, convolve_spatial, dilate_bits, flag_edges, footprint_radius
 from .decorrelation import convolve_stamp, decorrelation_kernel
 from .errors import InsufficientKernelSourcesError
@@ -98,8 +98,8 @@ def _convolve_exposure(
 
     The variance is convolved with the centre kernel squared and scaled by the spatial change of ``ΣK²``
     (exact for a locally constant variance). Mask bits ``spread_bits`` are dilated by the centre kernel's
-    footprint (``|K| ≥ 10⁻³ max|K|``). The ``half kernel`` border of image and variance is the unconvolved plane times
-    ``ΣK`` (resp. ``ΣK²``), instead of the circular convolution's wrapped-around values.
+    footprint (``|K| ≥ 10⁻³ max|K|``). The ``half kernel`` border of image and variance is the unconvolved
+    plane times ``ΣK`` (resp. ``ΣK²``), instead of the circular convolution's wrapped-around values.
     """
     ny, nx = exposure.shape
     h = solution.basis.shape[-1] // 2
@@ -236,8 +236,7 @@ def alard_lupton_subtract(
     timings["time_kernel_fit_s"] = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    image, variance, mask = _convolve_exposure(convolved, solution, config.fftWorkers,
-                                               int(~np.uint32(undilated_bits(config))))
+    image, variance, mask = _convolve_exposure(convolved, solution, config.fftWorkers, dilated_bits(config))
     background = solution.background_image() if al.fitBackground else np.float32(0.0)
     if convolve_template:
         matched_image, matched_variance, matched_mask = image + background, variance, mask

@@ -45,8 +45,8 @@ class DifferentialBackground:
     def rms(self) -> float:
         """Root-mean-square of the background over the image [image units] (on a 64 × 64 grid)."""
         ny, nx = self.model.shape
-        y, x = np.meshgrid(np.linspace(0, ny - 1, 64), np.linspace(0, nx - 1, 64), indexing="ij")
-        return float(np.sqrt(np.mean(self.model.evaluate(self.coefficients, x, y) ** 2)))
+        values = self.model.grid(self.coefficients, np.linspace(0, nx - 1, 64), np.linspace(0, ny - 1, 64), float)
+        return float(np.sqrt(np.mean(values**2)))
 
 
 def _block_sums(values: np.ndarray, block: int) -> np.ndarray:

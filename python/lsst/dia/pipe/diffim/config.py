@@ -18,7 +18,7 @@ __all__ = [
     "WarpConfig",
     "ZogyConfig",
     "mask_bits",
-    "undilated_bits",
+    "dilated_bits",
 ]
 
 
@@ -26,10 +26,10 @@ def _is_mask_plane(name: str) -> bool:
     return name in MaskBit.__members__
 
 
-def undilated_bits(config: SubtractionConfig) -> int:
-    """Mask bits of interpolated pixels (``interpolateMaskPlanes`` and ``INTERPOLATED``), which PSF matching does
-    not dilate: those pixels hold approximate data, not zeros."""
-    return mask_bits(config.interpolateMaskPlanes) | int(MaskBit.INTERPOLATED)
+def dilated_bits(config: SubtractionConfig) -> int:
+    """Mask bits that PSF matching dilates by the kernel footprint: all but those of interpolated pixels
+    (``interpolateMaskPlanes`` and ``INTERPOLATED``), which hold approximate data, not zeros."""
+    return ~(mask_bits(config.interpolateMaskPlanes) | int(MaskBit.INTERPOLATED)) & 0xFFFFFFFF
 
 
 def _fail(config: pexConfig.Config, field: str, message: str) -> None:

@@ -63,7 +63,7 @@ def _prepare(exposure: Exposure, fill_bits: int, interpolate_bits: int, which: s
     to_interpolate = planes_set(mask, interpolate_bits)
     any_interpolate = bool(to_interpolate.any())
     if not finite.all():
-        mask[~finite & ~to_interpolate if any_interpolate else ~finite] |= np.uint32(MaskBit.NO_DATA)
+        mask[~finite & ~to_interpolate] |= np.uint32(MaskBit.NO_DATA)
     if which == "template":
         mask = _template_mask(mask)
     fill = planes_set(mask, fill_bits)

@@ -27,7 +27,7 @@ import scipy.fft
 from ..exposure import Exposure
 from ..psf import GridPsf
 from .cells import Cell, cell_layout, process_in_cells
-from .config import SubtractionConfig, undilated_bits
+from .config import SubtractionConfig, dilated_bits
 from .convolution import dilate_bits, flag_edges, footprint_radius, kernel_rfft2
 from .metrics import typical_variance
 from .stamps import embed_centred
@@ -162,17 +162,17 @@ def zogy_subtract(
     var_n = typical_variance(science.variance, usable)
     var_r = typical_variance(template.variance, usable)
 
-    def kernels_at(x: float, y: float, vn: float, vr: float, kernel_side: int | None = None) -> ZogyKernels:
-        return zogy_kernels(
-            np.asarray(science.psf.kernel_image(x, y), float), np.asarray(template.psf.kernel_image(x, y), float),
-            vn, vr, zc.fluxScaleScience, zc.fluxScaleTemplate, kernel_side,
-        )
+    def psfs_at(x: float, y: float) -> tuple[np.ndarray, np.ndarray]:
+        return np.asarray(science.psf.kernel_image(x, y), float), np.asarray(template.psf.kernel_image(x, y), float)
 
-    xc, yc = 0.5 * (nx - 1), 0.5 * (ny - 1)
-    stamp = max(science.psf.kernel_image(xc, yc).shape[0], template.psf.kernel_image(xc, yc).shape[0])
+    def kernels_at(x: float, y: float, vn: float, vr: float, kernel_side: int | None = None) -> ZogyKernels:
+        return zogy_kernels(*psfs_at(x, y), vn, vr, zc.fluxScaleScience, zc.fluxScaleTemplate, kernel_side)
+
+    centre_psfs = psfs_at(0.5 * (nx - 1), 0.5 * (ny - 1))
+    stamp = max(p.shape[0] for p in centre_psfs)
     kernel_side = min(zc.kernelSideFactor * stamp + 1, ny, nx, zc.cellSize or nx)
     kernel_side -= 1 - kernel_side % 2
-    centre = kernels_at(xc, yc, var_n, var_r, kernel_side)
+    centre = zogy_kernels(*centre_psfs, var_n, var_r, zc.fluxScaleScience, zc.fluxScaleTemplate, kernel_side)
     half = centre.score_science.shape[0] // 2
     cells = cell_layout(shape, zc.cellSize, zc.cellOverlap, half)
 
@@ -213,7 +213,7 @@ def zogy_subtract(
     # (bad columns) hold approximate data and are not spread.
     radius_n = max(footprint_radius(centre.score_science), 1)
     radius_r = max(footprint_radius(centre.score_template), 1)
-    spread = ~np.uint32(undilated_bits(config))
+    spread = dilated_bits(config)
     template_mask = dilate_bits(template.mask, radius_r, spread)
     mask = dilate_bits(science.mask, radius_n, spread) | template_mask
     # The border only has to cover where sources cut by the image edge leave residuals, i.e. where the score
